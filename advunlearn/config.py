@@ -1,0 +1,261 @@
+"""Settings for every stage of an experiment, named profiles and validation.
+
+A *profile* bundles the recipes that belong together (the model for each dataset, the pretraining
+recipe, the unlearning hyperparameters, the baselines' settings).  ``paper`` holds the paper's
+values for ResNet-18 on CIFAR; ``cpu`` is the course recipe for a laptop; ``tiny`` shrinks
+everything for CI and the notebooks' fast mode.  Every value can be overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
+MODELS = ("mlp", "cnn", "resnet18")
+SCHEMES = ("random", "class")
+SCHEDULES = ("cosine", "multistep", "constant")
+PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the field and the allowed values."""
+
+
+def check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+
+
+def check_range(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
+    """Raise ConfigError unless lo <= value <= hi (open ends where asked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}={value!r} must be a number")
+    if integer and int(value) != value:
+        raise ConfigError(f"{name}={value!r} must be an integer")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be finite")
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
+          (hi is not None and (value >= hi if hi_open else value > hi))
+    if bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ConfigError(f"{name}={value!r} is out of range; allowed: {left}{lo_s}, {hi_s}{right}")
+
+
+class _Checked:
+    """Mixin: ``from_dict`` refuses unknown keys and names the allowed ones."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, where: str = ""):
+        d = dict(d or {})
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} in {where or cls.__name__}; allowed keys: {names}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def updated(self, **kw):
+        return type(self).from_dict({**self.to_dict(), **kw}, where=type(self).__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Checked):
+    """One SGD recipe, used by pretraining, retraining and fine-tuning."""
+
+    epochs: int = 30
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    schedule: str = "cosine"
+    milestones: tuple = (0.5, 0.75)  # fractions of training for the multistep schedule
+    warmup_epochs: float = 0.0
+    augment: bool = True
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        check_range("epochs", self.epochs, 1, integer=True)
+        check_range("lr", self.lr, 0, lo_open=True)
+        check_range("momentum", self.momentum, 0, 1, hi_open=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("batch_size", self.batch_size, 1, integer=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_range("warmup_epochs", self.warmup_epochs, 0)
+        check_range("label_smoothing", self.label_smoothing, 0, 1, hi_open=True)
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+
+
+@dataclass(frozen=True)
+class UnlearnConfig(_Checked):
+    """Algorithm 1's settings (paper section 4.2 for the ``paper`` profile)."""
+
+    alpha: float = 0.9              # weight of the attacker's log-likelihood L_A in the defender loss
+    beta: float = 1e-3              # weight of the Barlow-Twins regulariser V_ss
+    lambd: float = 5e-3             # off-diagonal weight inside V_ss
+    lr: float = 0.01                # defender learning rate (eta_D)
+    attacker_lr: float = 1e-3       # attacker learning rate (eta_A); SAMIA's SGD rate
+    iterations: int = 300           # defender steps
+    batch_size: int = 128           # B, for D_r, D_f and D_v batches alike
+    attacker_steps: int = 1         # k attacker steps per defender step
+    alpha_off_after: int | None = None  # class-wise: alpha -> 0 after this many iterations
+    loss: str = "minimax"           # "minimax" (eq. 1) or "nonsaturating" (section 3.3)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    sensitivity_noise: float = 1e-3  # epsilon of the attacker's sensitivity feature
+    record_every: int = 10          # history record period (iterations)
+
+    def __post_init__(self):
+        check_range("alpha", self.alpha, 0)
+        check_range("beta", self.beta, 0)
+        check_range("lambd", self.lambd, 0)
+        check_range("lr", self.lr, 0, lo_open=True)
+        check_range("attacker_lr", self.attacker_lr, 0, lo_open=True)
+        check_range("iterations", self.iterations, 1, integer=True)
+        check_range("batch_size", self.batch_size, 2, integer=True)
+        check_range("attacker_steps", self.attacker_steps, 0, integer=True)
+        if self.alpha_off_after is not None:
+            check_range("alpha_off_after", self.alpha_off_after, 0, integer=True)
+        check_choice("loss", self.loss, ("minimax", "nonsaturating"))
+        check_range("momentum", self.momentum, 0, 1, hi_open=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("sensitivity_noise", self.sensitivity_noise, 0, lo_open=True)
+        check_range("record_every", self.record_every, 1, integer=True)
+
+
+@dataclass(frozen=True)
+class AttackerConfig(_Checked):
+    """SAMIA attacker pretraining (Yuan & Zhang's recipe: SGD lr 1e-3, momentum 0.9, wd 5e-4, batch 128)."""
+
+    iterations: int = 1000
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 3
+    ff: int = 128
+    dropout: float = 0.2
+    noise_samples: int = 10
+    sensitivity_noise: float = 1e-3
+
+    def __post_init__(self):
+        check_range("iterations", self.iterations, 0, integer=True)
+        check_range("lr", self.lr, 0, lo_open=True)
+        check_range("batch_size", self.batch_size, 2, integer=True)
+        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        check_range("heads", self.heads, 1, integer=True)
+        check_range("layers", self.layers, 1, integer=True)
+        if self.d_model % self.heads:
+            raise ConfigError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
+        check_range("dropout", self.dropout, 0, 1, hi_open=True)
+        check_range("noise_samples", self.noise_samples, 1, integer=True)
+        check_range("sensitivity_noise", self.sensitivity_noise, 0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Profile(_Checked):
+    """Everything a profile decides for one dataset."""
+
+    name: str = "cpu"
+    model: str = "mlp"
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    rewind_epoch: int = 1           # OMP: rewind to the weights after this epoch, then retrain sparse
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=0.01))
+    ga: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, lr=5e-4))
+    attacker: AttackerConfig = field(default_factory=AttackerConfig)
+    unlearn: Mapping[str, UnlearnConfig] = field(default_factory=dict)  # keys: "random-dense" ...
+    max_train: int | None = None    # subsample the training pool (CPU profiles on big datasets)
+
+    def unlearn_for(self, scheme: str, sparsity: float) -> UnlearnConfig:
+        check_choice("scheme", scheme, SCHEMES)
+        key = f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+        return self.unlearn.get(key) or self.unlearn.get(scheme) or UnlearnConfig()
+
+
+def _paper_unlearn() -> dict[str, UnlearnConfig]:
+    # Section 4.2: alpha 0.9, beta 0.001, lambda 5e-3; lr 0.01 random dense, 0.03 random sparse,
+    # 0.02 class-wise; class-wise alpha -> 0 after the first 30 iterations.
+    base = UnlearnConfig(alpha=0.9, beta=1e-3, lambd=5e-3)
+    return {
+        "random-dense": base.updated(lr=0.01),
+        "random-sparse": base.updated(lr=0.03),
+        "class": base.updated(lr=0.02, alpha_off_after=30),
+    }
+
+
+PAPER_UNLEARN = _paper_unlearn()
+
+
+def _profiles() -> dict[str, dict[str, dict]]:
+    """profile -> dataset (or "default") -> field overrides."""
+    # Jia et al.'s pretraining recipe: 182 epochs, lr 0.1, multistep at 91/136, batch 256.
+    paper_train = TrainConfig(epochs=182, lr=0.1, batch_size=256, schedule="multistep",
+                              milestones=(0.5, 0.75))
+    return {
+        "paper": {"default": dict(model="resnet18", pretrain=paper_train, rewind_epoch=8,
+                                  unlearn=PAPER_UNLEARN)},
+        "gpu": {"default": dict(model="resnet18",
+                                pretrain=TrainConfig(epochs=30, lr=0.1, batch_size=512, warmup_epochs=1),
+                                rewind_epoch=2,
+                                finetune=TrainConfig(epochs=3, lr=0.01, batch_size=512),
+                                ga=TrainConfig(epochs=2, lr=5e-4, batch_size=512),
+                                unlearn=PAPER_UNLEARN)},
+        "cpu": {
+            "default": dict(model="cnn", pretrain=TrainConfig(epochs=8, lr=0.05, batch_size=128),
+                            finetune=TrainConfig(epochs=2, lr=0.01), ga=TrainConfig(epochs=2, lr=5e-4),
+                            unlearn=PAPER_UNLEARN),
+            "digits": dict(model="mlp", pretrain=TrainConfig(epochs=40, lr=0.05, batch_size=64, augment=False),
+                           finetune=TrainConfig(epochs=5, lr=0.01, batch_size=64, augment=False),
+                           ga=TrainConfig(epochs=5, lr=1e-3, batch_size=64, augment=False)),
+        },
+        "tiny": {
+            "default": dict(model="mlp", pretrain=TrainConfig(epochs=3, lr=0.05, batch_size=256),
+                            finetune=TrainConfig(epochs=1, lr=0.01, batch_size=256),
+                            ga=TrainConfig(epochs=1, lr=5e-4, batch_size=256),
+                            attacker=AttackerConfig(iterations=100), max_train=5000,
+                            unlearn=PAPER_UNLEARN),
+            "digits": dict(model="mlp", pretrain=TrainConfig(epochs=30, lr=0.05, batch_size=64, augment=False),
+                           finetune=TrainConfig(epochs=2, lr=0.01, batch_size=64, augment=False),
+                           ga=TrainConfig(epochs=2, lr=1e-3, batch_size=64, augment=False),
+                           attacker=AttackerConfig(iterations=200)),
+        },
+    }
+
+
+PROFILES = _profiles()
+
+
+def get_profile(name: str, dataset: str, **overrides: Any) -> Profile:
+    """The profile ``name`` resolved for ``dataset``, with optional field overrides."""
+    check_choice("profile", name, PROFILE_NAMES)
+    check_choice("dataset", dataset, DATASETS)
+    p = PROFILES[name]
+    d = {**p["default"], **p.get(dataset, {}), **overrides, "name": name}
+    prof = Profile.from_dict(d, where=f"profile {name!r}")
+    check_choice("model", prof.model, MODELS)
+    return prof
+
+
+def profile_to_dict(p: Profile) -> dict:
+    d = dataclasses.asdict(p)
+    d["unlearn"] = {k: v.to_dict() for k, v in p.unlearn.items()}
+    return d
+
+
+__all__ = [
+    "ConfigError", "TrainConfig", "UnlearnConfig", "AttackerConfig", "Profile", "get_profile",
+    "profile_to_dict", "DATASETS", "MODELS", "SCHEMES", "PROFILE_NAMES", "PAPER_UNLEARN",
+    "check_choice", "check_range", "replace",
+]
