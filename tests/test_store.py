@@ -1,0 +1,139 @@
+import json
+import os
+
+import pytest
+import torch
+
+from advunlearn import cli
+from advunlearn.experiment import Experiment
+from advunlearn.models import build_model
+from advunlearn.prune import sparsity_of
+from advunlearn.store import CheckpointError, Store, StoreError, atomic_write_json, load_model, save_model
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    atomic_write_json(tmp_path / "a.json", {"x": 2})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
+    assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_cached_computes_once_and_ignores_unfinished(tmp_path):
+    st = Store(tmp_path)
+    calls = []
+
+    def compute(d):
+        calls.append(d)
+        (d / "v.txt").write_text("7")
+        return 7
+
+    load = lambda d: int((d / "v.txt").read_text())  # noqa: E731
+    assert st.cached("k", {"a": 1}, compute, load) == (7, False)
+    assert st.cached("k", {"a": 1}, compute, load) == (7, True)
+    assert len(calls) == 1
+    # a different config is a different artifact
+    st.cached("k", {"a": 2}, compute, load)
+    assert len(calls) == 2
+    # a folder without the marker (a crash mid-write) is recomputed, never loaded
+    d = st.path("k", {"a": 3})
+    d.mkdir(parents=True)
+    (d / "v.txt").write_text("garbage")
+    assert st.cached("k", {"a": 3}, compute, load) == (7, False)
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    m = build_model("mlp", 10, 1, 8)
+    save_model(tmp_path / "m.safetensors", m, {"arch": "mlp", "dataset": "digits"})
+    m2 = build_model("mlp", 10, 1, 8)
+    load_model(tmp_path / "m.safetensors", m2, expect={"arch": "mlp", "dataset": "digits"})
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+    with pytest.raises(CheckpointError, match="dataset='digits'.*'cifar10' was expected"):
+        load_model(tmp_path / "m.safetensors", m2, expect={"dataset": "cifar10"})
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_model(tmp_path / "m.safetensors", build_model("cnn", 10, 1, 8))
+    blob = (tmp_path / "m.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(tmp_path / "t.safetensors", m2)
+    (tmp_path / "g.safetensors").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(tmp_path / "g.safetensors", m2)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_results_folder_is_a_clear_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="not writable"):
+            atomic_write_json(ro / "x.json", {})
+    finally:
+        ro.chmod(0o700)
+
+
+def test_write_error_messages(tmp_path, monkeypatch):
+    import errno
+
+    import advunlearn.store as s
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(s.tempfile, "mkstemp", full)
+    with pytest.raises(StoreError, match="disk is full"):
+        atomic_write_json(tmp_path / "x.json", {})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_experiment_reuses_pretrained_model(tmp_path):
+    e1 = Experiment(dataset="digits", profile="tiny", results=tmp_path, device="cpu", progress=False)
+    m1, meta1 = e1.original()
+    files = sorted(p.name for p in (tmp_path / "pretrain").iterdir())
+    e2 = Experiment(dataset="digits", profile="tiny", results=tmp_path, device="cpu", progress=False)
+    m2, meta2 = e2.original()
+    assert meta1 == meta2
+    assert sorted(p.name for p in (tmp_path / "pretrain").iterdir()) == files
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_corrupt_stored_checkpoint_is_not_reused(tmp_path):
+    e = Experiment(dataset="digits", profile="tiny", results=tmp_path, device="cpu", progress=False)
+    e.original()
+    (ck,) = (tmp_path / "pretrain").glob("*/model.safetensors")
+    ck.write_bytes(ck.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        Experiment(dataset="digits", profile="tiny", results=tmp_path, device="cpu", progress=False).original()
+
+
+def test_sparse_original_and_retrain(tmp_path):
+    e = Experiment(dataset="digits", profile="tiny", sparsity=0.95, scheme="class", forget_class=3,
+                   results=tmp_path, device="cpu", progress=False)
+    m, _ = e.original()
+    assert sparsity_of(m) == pytest.approx(0.95, abs=1e-4)
+    acc = e.accuracies(m)
+    assert acc["train"] > 90 and acc["test"] > 85
+    r, meta = e.retrain()
+    assert sparsity_of(r) >= 0.95 - 1e-4
+    # same mask as the original model
+    for (n, a), (_, b) in zip(m.named_parameters(), r.named_parameters()):
+        if n.endswith("weight") and a.dim() > 1 and not n.startswith("fc"):
+            assert torch.equal(a == 0, b == 0)
+    assert e.accuracies(r)["forget"] < 5  # never saw class 3
+
+
+def test_cli_pretrain_prints_accuracies(tmp_path, capsys):
+    rc = cli.main(["pretrain", "--dataset", "digits", "--profile", "tiny", "--results", str(tmp_path),
+                   "--no-progress", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    data = json.loads(out[out.index("{"):])
+    assert data["dense"]["train_acc"] >= 99 and data["dense"]["test_acc"] >= 90
+    assert data["sparse0.95"]["sparsity"] == pytest.approx(0.95, abs=1e-3)
+
+
+def test_cli_bad_dataset_exits_nonzero_and_writes_nothing(tmp_path, capsys):
+    rc = cli.main(["pretrain", "--dataset", "imagenet", "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "dataset='imagenet'" in err and "fashion-mnist" in err
+    assert not (tmp_path / "r").exists()
