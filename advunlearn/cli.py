@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError
 
@@ -44,6 +45,38 @@ def cmd_pretrain(a) -> int:
     return 0
 
 
+def cmd_run(a) -> int:
+    from .experiment import DEFAULT_RESULTS, Experiment
+    from .runner import records_markdown, run_experiment
+
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods else None
+    exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
+                     forget_frac=a.forget_frac, forget_class=a.forget_class, device=a.device,
+                     results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)
+    print(f"[{a.dataset} {a.scheme} sparsity {a.sparsity:g} seed {a.seed} profile {a.profile}]")
+    kw = {"methods": methods} if methods else {}
+    out = a.out or (Path(exp.results) / "experiments" / f"{a.dataset}_{a.scheme}_s{a.sparsity:g}_seed{a.seed}_{a.profile}.json")
+    recs = run_experiment(exp, strong_eval=a.strong_eval, out=out, **kw)
+    print(records_markdown(recs))
+    print(f"result: {out}")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import build_report
+
+    paths = build_report(a.dir, a.out)
+    for k, v in paths.items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def cmd_batch(a) -> int:
+    from .batch import run_batch
+
+    return run_batch(a.config, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="advunlearn", description="Discriminative Adversarial Unlearning")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -52,6 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=0.95, help="OMP sparsity of the pruned model (0 = dense only)")
     p.add_argument("--json", action="store_true", help="also print the accuracies as JSON")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("run", help="one experiment end to end: pretrain, retrain, every method, evaluate")
+    _common(p)
+    p.add_argument("--scheme", default="random", help=f"one of {', '.join(SCHEMES)}")
+    p.add_argument("--sparsity", type=float, default=0.0, help="0 (dense) or the OMP sparsity, e.g. 0.95")
+    p.add_argument("--forget-frac", type=float, default=0.1, help="random scheme: share of D to forget")
+    p.add_argument("--forget-class", type=int, default=None, help="class scheme: the class to forget (default 0)")
+    p.add_argument("--methods", default=None, help="comma-separated subset of retrain,ft,ga,ff,iu,ours,ours_no_vss")
+    p.add_argument("--strong-eval", action="store_true", help="also run LiRA/RMIA and a fresh post-hoc attacker")
+    p.add_argument("--out", default=None, help="where to write the JSON records")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="Table 1, Table 2 and Figure 2 from a folder of result JSON files")
+    p.add_argument("dir", help="folder holding result JSON files (searched recursively)")
+    p.add_argument("--out", default=None, help="output folder (default: DIR/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("batch", help="run a YAML grid of notebooks with papermill, resumable, then build the report")
+    p.add_argument("config", help="YAML batch config, e.g. configs/demo.yaml")
+    p.add_argument("--results", default=None, help="results folder (default: the config's, else ./results/<name>)")
+    p.add_argument("--backend", default="local", help="local (default) or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (backend ray)")
+    p.add_argument("--dry-run", action="store_true", help="validate the config and list the runs, run nothing")
+    p.set_defaults(func=cmd_batch)
     return ap
 
 

@@ -1,0 +1,321 @@
+"""The papermill batch runner: a YAML grid expanded into notebook runs, resumable, then the report.
+
+A config (see ``configs/``)::
+
+    name: demo                   # results go to results/<name> unless `results:` says otherwise
+    notebook: 04_evaluation      # the notebook every run executes (from notebooks/)
+    timeout: 900                 # seconds per run; a run past it is killed and recorded as failed
+    grid:                        # the cartesian product of these lists gives the runs
+      dataset: [digits]
+      scheme: [random, class]
+      sparsity: [0.0, 0.95]
+      seed: [0, 1, 2, 3, 4]
+    params:                      # fixed notebook parameters for every run
+      profile: cpu
+
+Each run gets ``<results>/runs/<run-id>/`` with ``params.json``, the executed notebook,
+``result.json`` (the records the notebook writes) and ``status.json`` written last.  Run again
+after a crash or a kill: runs whose status is ``done`` are skipped, the others are redone.  Models
+and intermediate artifacts live in ``<results>/store`` and are shared by all runs, so a redone run
+reuses whatever its killed predecessor had finished.  At the end ``results.csv`` and the report
+(``report/``) are built from every finished run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
+from .store import atomic_write_json, config_hash, read_json
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+TOP_KEYS = ("name", "notebook", "timeout", "grid", "params", "results", "report", "description", "backend")
+# What each notebook parameter accepts; the batch checks every value before any run starts.
+PARAM_CHECKS = {
+    "dataset": lambda v: check_choice("dataset", v, DATASETS),
+    "scheme": lambda v: check_choice("scheme", v, SCHEMES),
+    "profile": lambda v: check_choice("profile", v, PROFILE_NAMES),
+    "sparsity": lambda v: check_range("sparsity", v, 0, 1, hi_open=True),
+    "seed": lambda v: check_range("seed", v, 0, integer=True),
+    "alpha": lambda v: v is None or check_range("alpha", v, 0),
+    "beta": lambda v: v is None or check_range("beta", v, 0),
+    "lr": lambda v: v is None or check_range("lr", v, 0, lo_open=True),
+    "iterations": lambda v: v is None or check_range("iterations", v, 1, integer=True),
+    "forget_frac": lambda v: check_range("forget_frac", v, 0, 1, lo_open=True, hi_open=True),
+    "forget_class": lambda v: v is None or check_range("forget_class", v, 0, integer=True),
+    "device": lambda v: check_choice("device", v, ("auto", "cpu", "cuda")),
+    "strong_eval": lambda v: check_choice("strong_eval", v, (True, False)),
+    "methods": lambda v: _check_methods(v),
+}
+
+
+def _check_methods(v):
+    from .runner import ALL_METHODS
+
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ConfigError(f"methods={v!r} must be a non-empty list drawn from {', '.join(ALL_METHODS)}")
+    for m in v:
+        check_choice("methods", m, ALL_METHODS)
+
+
+@dataclass
+class BatchConfig:
+    name: str
+    notebook: Path
+    timeout: float
+    grid: dict[str, list]
+    params: dict[str, Any]
+    results: Path
+    report: bool = True
+
+    def runs(self) -> list[dict]:
+        keys = list(self.grid)
+        return [{**self.params, **dict(zip(keys, combo))} for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+
+def notebook_parameters(nb_path: Path) -> dict[str, Any]:
+    """Names and defaults of the notebook's ``parameters`` cell (read with papermill's own parser)."""
+    import papermill as pm
+
+    return {k: v["default"] for k, v in pm.inspect_notebook(str(nb_path)).items()}
+
+
+def load_config(path: str | os.PathLike, results: str | os.PathLike | None = None) -> BatchConfig:
+    """Read and validate a batch YAML; every problem is a ConfigError before any run starts."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"batch config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"batch config {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"batch config {path} must be a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {path}; allowed keys: {', '.join(TOP_KEYS)}")
+    name = str(raw.get("name") or path.stem)
+    nb = NOTEBOOK_DIR / f"{raw.get('notebook', '04_evaluation')}.ipynb"
+    if not nb.exists():
+        allowed = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+        raise ConfigError(f"notebook={raw.get('notebook')!r} does not exist; allowed: {', '.join(allowed)}")
+    timeout = raw.get("timeout", 1800)
+    check_range("timeout", timeout, 0, lo_open=True)
+    grid = raw.get("grid") or {}
+    params = raw.get("params") or {}
+    if not isinstance(grid, dict) or not isinstance(params, dict):
+        raise ConfigError("grid and params must be mappings of notebook parameter -> value(s)")
+    for k, v in grid.items():
+        if not isinstance(v, list):
+            grid[k] = [v]
+        if not grid[k]:
+            raise ConfigError(f"grid.{k} is an empty list: the grid would have no runs")
+    allowed = notebook_parameters(nb)
+    for where, d in (("grid", grid), ("params", params)):
+        bad = sorted(set(d) - set(allowed) - {"result_path", "results"})
+        if bad:
+            raise ConfigError(f"unknown notebook parameter(s) {bad} in {where} of {path}; "
+                              f"{nb.stem} accepts: {', '.join(sorted(allowed))}")
+    both = sorted(set(grid) & set(params))
+    if both:
+        raise ConfigError(f"{both} appear in both grid and params; put each in one place")
+    cfg = BatchConfig(name=name, notebook=nb, timeout=float(timeout), grid=grid, params=params,
+                      results=Path(results or raw.get("results") or Path("results") / name),
+                      report=bool(raw.get("report", True)))
+    runs = cfg.runs()
+    if not runs:
+        raise ConfigError(f"the grid of {path} is empty: no runs")
+    for r in runs:
+        for k, v in r.items():
+            if k in PARAM_CHECKS:
+                PARAM_CHECKS[k](v)
+    return cfg
+
+
+def run_id(params: dict) -> str:
+    short = "_".join(str(params[k]) for k in ("dataset", "scheme") if k in params)
+    extra = "_".join(f"{k}{params[k]}" for k in ("sparsity", "seed") if k in params)
+    return f"{short}_{extra}_{config_hash(params)[:8]}".strip("_")
+
+
+def run_status(run_dir: Path) -> dict | None:
+    p = run_dir / "status.json"
+    if not p.exists():
+        return None
+    try:
+        return read_json(p)
+    except Exception:
+        return None
+
+
+def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeout: float) -> dict:
+    """Execute one notebook run with papermill in its own process group; returns its status dict.
+
+    Never raises for a failing notebook: the failure (error name and message, or the timeout) is
+    recorded in ``status.json`` and returned.
+    """
+    run_dir = Path(run_dir)
+    for stale in ("status.json", "result.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    nb_in = Path(cfg_notebook)
+    nb_out = run_dir / nb_in.name
+    full = {**params, "results": str(Path(store).resolve()), "result_path": str((run_dir / "result.json").resolve())}
+    atomic_write_json(run_dir / "params.json", full)
+    import yaml
+
+    cmd = [sys.executable, "-m", "papermill", str(nb_in), str(nb_out), "-y", yaml.safe_dump(full),
+           "--cwd", str(nb_in.parent), "--no-progress-bar", "--log-level", "ERROR"]
+    env = {**os.environ, "ADVUNLEARN_PROGRESS": "0"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the kernel is in the same session
+        out, _ = proc.communicate()
+        timed_out = True
+    wall = time.perf_counter() - t0
+    text = out.decode(errors="replace") if out else ""
+    ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
+    status = {"state": "done" if ok else "failed", "wall_s": round(wall, 2), "params": params}
+    if not ok:
+        status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
+    atomic_write_json(run_dir / "status.json", status)
+    return status
+
+
+def _error_summary(text: str, nb_out: Path) -> str:
+    """The exception line papermill reports (or the notebook's error output)."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    for l in reversed(lines):
+        if "Error" in l or "Exception" in l:
+            return l.strip()[:500]
+    if nb_out.exists():
+        try:
+            nb = json.loads(nb_out.read_text())
+            for c in nb.get("cells", []):
+                for o in c.get("outputs", []):
+                    if o.get("output_type") == "error":
+                        return f"{o.get('ename')}: {o.get('evalue')}"[:500]
+        except Exception:
+            pass
+    return (lines[-1] if lines else "the notebook run failed without output")[:500]
+
+
+def _check_writable(folder: Path) -> None:
+    from .store import StoreError, _write_error
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as e:
+        raise _write_error(folder, e) from None
+    usage = shutil.disk_usage(folder)
+    if usage.free < 50 * 2**20:
+        raise StoreError(f"cannot write {folder}: the disk is full ({usage.free / 2**20:.0f} MiB free, "
+                         "at least 50 MiB needed). Free space or choose another results folder.")
+
+
+def collect(cfg: BatchConfig) -> tuple[list[dict], list[dict]]:
+    """(records of finished runs, status of every run) in grid order."""
+    recs, statuses = [], []
+    for params in cfg.runs():
+        d = cfg.results / "runs" / run_id(params)
+        st = run_status(d) or {"state": "pending", "params": params}
+        st = {**st, "run": d.name}
+        statuses.append(st)
+        if st.get("state") == "done" and (d / "result.json").exists():
+            data = read_json(d / "result.json")
+            for r in data if isinstance(data, list) else [data]:
+                recs.append({**r, "run": d.name})
+    return recs, statuses
+
+
+def write_results_csv(recs: list[dict], path: Path) -> None:
+    import csv
+    import io
+
+    cols = ["run", "dataset", "scheme", "sparsity", "seed", "profile", "model", "method", "UA", "MIA_efficacy",
+            "RA", "TA", "VA", "run_time_s"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in recs:
+        w.writerow(r)
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = None, backend: str = "local",
+              address: str | None = None, dry_run: bool = False, log=print) -> int:
+    """Run every unfinished run of ``config``; returns 0 when all runs are done, 1 otherwise."""
+    check_choice("backend", backend, ("local", "ray"))
+    cfg = load_config(config, results)
+    runs = cfg.runs()
+    if dry_run:
+        for p in runs:
+            log(f"{run_id(p)}: {json.dumps(p, sort_keys=True)}")
+        log(f"{len(runs)} run(s) of {cfg.notebook.name} -> {cfg.results}")
+        return 0
+    if backend == "ray":
+        from .distributed import check_cluster
+
+        check_cluster(address, runs)
+    _check_writable(cfg.results)
+    store = cfg.results / "store"
+    todo = []
+    for p in runs:
+        d = cfg.results / "runs" / run_id(p)
+        st = run_status(d)
+        if st and st.get("state") == "done" and (d / "result.json").exists():
+            log(f"[skip] {d.name}: done earlier")
+        else:
+            todo.append((p, d))
+    log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
+        f"({cfg.notebook.name}, backend {backend})")
+    t_all = time.perf_counter()
+    if backend == "ray":
+        from .distributed import run_on_ray
+
+        run_on_ray(cfg, todo, store, address, log)
+    else:
+        for i, (p, d) in enumerate(todo, 1):
+            log(f"[{i}/{len(todo)}] {d.name} ...")
+            st = execute_run(str(cfg.notebook), p, str(d), str(store), cfg.timeout)
+            msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
+            log(f"[{i}/{len(todo)}] {d.name} {msg}")
+    recs, statuses = collect(cfg)
+    failed = [s for s in statuses if s.get("state") != "done"]
+    atomic_write_json(cfg.results / "batch_status.json", {"name": cfg.name, "runs": statuses,
+                                                           "failed": len(failed), "done": len(statuses) - len(failed)})
+    if recs:
+        write_results_csv(recs, cfg.results / "results.csv")
+        if cfg.report:
+            from .report import build_report
+
+            build_report(cfg.results / "runs", cfg.results / "report")
+    log(f"batch {cfg.name}: {len(statuses) - len(failed)} done, {len(failed)} failed "
+        f"in {time.perf_counter() - t_all:.1f}s; results in {cfg.results}")
+    for s in failed:
+        log(f"  failed: {s['run']}: {s.get('error', s.get('state'))}")
+    return 1 if failed else 0
+
+
+__all__ = ["run_batch", "load_config", "execute_run", "collect", "run_id", "BatchConfig", "notebook_parameters"]
