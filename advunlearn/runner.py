@@ -188,8 +188,14 @@ def fresh_attacker(model, exp: Experiment) -> dict:
 
 
 def run_experiment(exp: Experiment, methods: Sequence[str] = DEFAULT_METHODS, *, strong_eval: bool = False,
-                   out: str | Path | None = None, log: Callable[[str], None] | None = print) -> list[dict]:
-    """Run and evaluate ``methods`` on ``exp``; write the records to ``out`` (JSON) if given."""
+                   ours_overrides: dict | None = None, out: str | Path | None = None,
+                   log: Callable[[str], None] | None = print) -> list[dict]:
+    """Run and evaluate ``methods`` on ``exp``; write the records to ``out`` (JSON) if given.
+
+    ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
+    """
+    if ours_overrides:
+        unlearn_config(exp, **ours_overrides)  # validate before any work
     for m in methods:
         check_choice("method", m, ALL_METHODS)
     if not methods:
@@ -197,7 +203,7 @@ def run_experiment(exp: Experiment, methods: Sequence[str] = DEFAULT_METHODS, *,
     recs = []
     for m in methods:
         t0 = time.perf_counter()
-        rec = evaluate_method(exp, m, strong_eval=strong_eval)
+        rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in OURS else None)
         recs.append(rec)
         if log:
             log(f"  {m:12s} UA {rec['UA']:6.2f}  MIA {rec['MIA_efficacy']:6.2f}  RA {rec['RA']:6.2f}  "

@@ -1,0 +1,143 @@
+"""The papermill batch runner: validation before any run, failures recorded, resume after SIGKILL."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from advunlearn.batch import load_config, run_batch
+from advunlearn.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text, name="b.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD = """
+name: t
+notebook: 04_evaluation
+timeout: 600
+grid:
+  scheme: [random, class]
+params:
+  dataset: digits
+  profile: tiny
+  methods: [retrain, ft]
+"""
+
+
+def test_good_config_expands_the_grid(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD), results=tmp_path / "r")
+    runs = cfg.runs()
+    assert [r["scheme"] for r in runs] == ["random", "class"]
+    assert all(r["dataset"] == "digits" and r["methods"] == ["retrain", "ft"] for r in runs)
+
+
+@pytest.mark.parametrize("text, needle", [
+    (GOOD.replace("timeout: 600", "timout: 600"), "unknown key(s) ['timout']"),
+    (GOOD.replace("dataset: digits", "dataset: mnist"), "dataset='mnist'"),
+    (GOOD.replace("profile: tiny", "profile: tiny\n  alpha: -1"), "alpha=-1"),
+    (GOOD.replace("profile: tiny", "profile: tiny\n  beta: -0.5"), "beta=-0.5"),
+    (GOOD.replace("[random, class]", "[]"), "grid.scheme is an empty list"),
+    (GOOD.replace("scheme: [random, class]", "schem: [random, class]"), "unknown notebook parameter(s) ['schem']"),
+    (GOOD.replace("[retrain, ft]", "[retrain, sgd]"), "methods='sgd'"),
+    (GOOD.replace("04_evaluation", "99_nothing"), "notebook='99_nothing' does not exist"),
+    (GOOD.replace("profile: tiny", "profile: tiny\n  sparsity: 1.0"), "sparsity=1.0"),
+    ("- just\n- a list\n", "must be a mapping"),
+])
+def test_bad_config_fails_before_any_run(tmp_path, text, needle):
+    res = tmp_path / "r"
+    with pytest.raises(ConfigError) as e:
+        run_batch(write(tmp_path, text), results=res, log=lambda *_: None)
+    assert needle in str(e.value)
+    assert not res.exists()  # nothing written
+
+
+def test_cli_bad_config_exit_status(tmp_path):
+    p = write(tmp_path, GOOD.replace("dataset: digits", "dataset: mnist"))
+    r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "batch", str(p), "--results", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "dataset='mnist'" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def _env():
+    return {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in ("run_time_s",)} for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_failed_run_is_recorded_and_others_go_on(tmp_path):
+    # forget_class 12 passes the batch's checks (a non-negative integer) but digits has 10 classes:
+    # the notebook raises, that run is failed, the other run finishes, the exit status says so.
+    text = GOOD.replace("scheme: [random, class]", "forget_class: [0, 12]").replace(
+        "dataset: digits", "dataset: digits\n  scheme: class")
+    res = tmp_path / "r"
+    os.environ["ADVUNLEARN_FAST"] = "1"
+    try:
+        rc = run_batch(write(tmp_path, text), results=res, log=lambda *_: None)
+    finally:
+        os.environ.pop("ADVUNLEARN_FAST")
+    assert rc == 1
+    st = json.loads((res / "batch_status.json").read_text())
+    assert st["done"] == 1 and st["failed"] == 1
+    failed = [r for r in st["runs"] if r["state"] == "failed"][0]
+    assert "forget_class=12" in failed["error"]
+    assert {r["method"] for r in _rows(res / "results.csv")} == {"retrain", "ft"}
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_resume(tmp_path):
+    """Kill the batch (and its notebook) with SIGKILL during the second run; rerun; nothing lost."""
+    text = GOOD.replace("scheme: [random, class]", "scheme: [random, class]\n  seed: [0, 1]")
+    cfg = write(tmp_path, text)
+    res = tmp_path / "r"
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True, text=True)
+    lines = []
+    for line in p.stdout:  # wait until the first run is done and the second has started
+        lines.append(line)
+        if line.startswith("[2/4]") and "..." in line:
+            break
+    time.sleep(3)  # well inside the second notebook
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    runs = sorted((res / "runs").iterdir())
+    done = [d for d in runs if (d / "status.json").exists()]
+    assert len(done) == 1, lines
+    first_status = (done[0] / "status.json").stat().st_mtime_ns
+    first_result = (done[0] / "result.json").read_text()
+    # a killed run never leaves a status, so it cannot be mistaken for a finished one
+    assert all(not (d / "status.json").exists() for d in runs if d != done[0])
+
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"[skip] {done[0].name}" in r.stdout
+    assert (done[0] / "status.json").stat().st_mtime_ns == first_status  # not recomputed
+    assert (done[0] / "result.json").read_text() == first_result
+    rows = _rows(res / "results.csv")
+    assert len(rows) == 4 * 2  # 4 runs x 2 methods, each exactly once
+    assert len({(r["run"], r["method"]) for r in rows}) == 8
+    assert (res / "report" / "table1.md").exists()
+
+    # the same grid run uninterrupted gives the same table
+    res2 = tmp_path / "r2"
+    r2 = subprocess.run([sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res2)],
+                        cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert _rows(res2 / "results.csv") == rows
