@@ -179,6 +179,7 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     cmd = [sys.executable, "-m", "papermill", str(nb_in), str(nb_out), "-y", yaml.safe_dump(full),
            "--cwd", str(nb_in.parent), "--no-progress-bar", "--log-level", "ERROR"]
     env = {**os.environ, "ADVUNLEARN_PROGRESS": "0"}
+    env.pop("ADVUNLEARN_STORE", None)  # a batch run always uses the batch's own store
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:

@@ -81,17 +81,14 @@ def _rows(path):
 
 
 @pytest.mark.slow
-def test_failed_run_is_recorded_and_others_go_on(tmp_path):
+def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     # forget_class 12 passes the batch's checks (a non-negative integer) but digits has 10 classes:
     # the notebook raises, that run is failed, the other run finishes, the exit status says so.
     text = GOOD.replace("scheme: [random, class]", "forget_class: [0, 12]").replace(
         "dataset: digits", "dataset: digits\n  scheme: class")
     res = tmp_path / "r"
-    os.environ["ADVUNLEARN_FAST"] = "1"
-    try:
-        rc = run_batch(write(tmp_path, text), results=res, log=lambda *_: None)
-    finally:
-        os.environ.pop("ADVUNLEARN_FAST")
+    monkeypatch.setenv("ADVUNLEARN_FAST", "1")
+    rc = run_batch(write(tmp_path, text), results=res, log=lambda *_: None)
     assert rc == 1
     st = json.loads((res / "batch_status.json").read_text())
     assert st["done"] == 1 and st["failed"] == 1
