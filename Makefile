@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/advunlearn pretrain --dataset digits --profile cpu --sparsity 0.95
+	$(VENV)/bin/advunlearn batch configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --nbval-lax notebooks
 
 clean-results:
 	rm -rf results
