@@ -1,0 +1,285 @@
+"""Baselines: Retrain, FT, GA, FF, IU behave as their definitions say, on digits (CPU, seconds)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from advunlearn import baselines as B
+from advunlearn.baselines import METHODS, run_baseline, search_alpha
+from advunlearn.config import ConfigError
+from advunlearn.prune import masks_from_model, prunable, sparsity_of
+from advunlearn.train import accuracy, predict
+
+
+def _ce(model, exp, idx) -> float:
+    return float(nn.functional.cross_entropy(predict(model, exp.data, idx), exp.data.y[idx]))
+
+
+@torch.no_grad()
+def _dist(a: nn.Module, b: nn.Module) -> float:
+    return float(sum(((p - q) ** 2).sum() for p, q in zip(a.parameters(), b.parameters())) ** 0.5)
+
+
+def _state(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return tmp_path_factory.mktemp("baseline-results")
+
+
+@pytest.fixture(scope="module")
+def exp_class(results):
+    from advunlearn.experiment import Experiment
+
+    return Experiment(dataset="digits", scheme="class", profile="cpu", progress=False, results=results)
+
+
+@pytest.fixture(scope="module")
+def retrain_calls(exp_class):
+    """Run Retrain once while recording every training call the experiment makes."""
+    import advunlearn.experiment as E
+
+    calls = []
+    real_fit = E.fit
+
+    def spy(model, data, indices, cfg, **kw):
+        calls.append((kw.get("desc"), indices.clone()))
+        return real_fit(model, data, indices, cfg, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(E, "fit", spy)
+        model, info = run_baseline("retrain", exp_class)
+    return calls, model, info
+
+
+# ---- interface -----------------------------------------------------------------------------------
+def test_unknown_method_and_option(exp_class):
+    assert METHODS == ("retrain", "ft", "ga", "ff", "iu")
+    with pytest.raises(ConfigError, match="method.*'retrain'.*'iu'"):
+        run_baseline("scrub", exp_class)
+    with pytest.raises(ConfigError, match="unknown option.*allowed"):
+        run_baseline("ff", exp_class, alpah=1e-8)
+    with pytest.raises(ConfigError, match="unknown option"):
+        run_baseline("retrain", exp_class, epochs=3)
+    with pytest.raises(ConfigError, match="lr"):
+        run_baseline("ft", exp_class, lr=-1.0)
+    with pytest.raises(ConfigError, match="method"):
+        search_alpha("ft", exp_class)
+
+
+# ---- Retrain --------------------------------------------------------------------------------------
+def test_retrain_never_saw_forget_set(exp_class, retrain_calls):
+    calls, model, info = retrain_calls
+    s = exp_class.splits
+    trained_on = [idx for desc, idx in calls]
+    assert len(trained_on) == 1, [d for d, _ in calls]      # dense run: one training, nothing else
+    idx = trained_on[0].cpu()
+    assert torch.equal(idx, s.retain)
+    assert not bool(torch.isin(idx, s.forget).any())
+    assert set(idx.tolist()) | set(s.forget.tolist()) == set(s.train.tolist())
+    # class-wise: a model that never saw the class never predicts it
+    assert accuracy(model, exp_class.data, s.forget) == pytest.approx(0.0)
+    assert accuracy(model, exp_class.data, s.retain) > 97
+    _, meta = exp_class.retrain()
+    assert info["method"] == "retrain" and info["run_time_s"] == pytest.approx(meta["time_s"])
+
+
+# ---- FT / GA ----------------------------------------------------------------------------------
+def test_ft_keeps_retain_accuracy_and_leaves_theta0_alone(exp_class):
+    theta0, _ = exp_class.original()
+    before = _state(theta0)
+    model, info = run_baseline("ft", exp_class)
+    s, d = exp_class.splits, exp_class.data
+    assert accuracy(model, d, s.retain) >= accuracy(theta0, d, s.retain) - 2
+    assert _dist(model, theta0) > 0                           # it did train
+    assert all(torch.equal(v, before[k]) for k, v in theta0.state_dict().items())  # θ0 untouched
+    assert info["hparams"]["lr"] == exp_class.prof.finetune.lr and info["run_time_s"] > 0
+    model2, info2 = run_baseline("ft", exp_class, epochs=1)
+    assert info2["hparams"]["epochs"] == 1
+
+
+def test_ga_ascends_the_forget_loss(exp_class):
+    s = exp_class.splits
+    theta0, _ = exp_class.original()
+    ce0 = _ce(theta0, exp_class, s.forget)
+    # The profile's (gentle) setting: the forget loss rises, even if a confident model keeps its labels.
+    model, info = run_baseline("ga", exp_class)
+    assert _ce(model, exp_class, s.forget) > ce0
+    assert info["hparams"] == exp_class.prof.ga.to_dict()
+    # A stronger setting lowers forget accuracy while the model stays finite.
+    strong, _ = run_baseline("ga", exp_class, lr=0.05, epochs=10)
+    assert all(torch.isfinite(p).all() for p in strong.parameters())
+    assert accuracy(strong, exp_class.data, s.forget) < accuracy(theta0, exp_class.data, s.forget) - 5
+
+
+# ---- FF -----------------------------------------------------------------------------------------
+def test_ff_noise_grows_with_alpha(exp_class):
+    theta0, _ = exp_class.original()
+    m1, i1 = run_baseline("ff", exp_class, alpha=1e-8, max_samples=200)
+    m2, i2 = run_baseline("ff", exp_class, alpha=1e-6, max_samples=200)
+    d1, d2 = _dist(m1, theta0), _dist(m2, theta0)
+    assert 0 < d1 < d2
+    assert d2 / d1 == pytest.approx(10.0, rel=1e-3)          # same noise draw, std ∝ √α
+    assert i1["hparams"]["alpha"] == 1e-8 and i1["hparams"]["alpha_searched"] is False
+    assert i1["hparams"]["fisher_samples"] == 200
+    # another noise seed gives another draw
+    m3, _ = run_baseline("ff", exp_class, alpha=1e-8, max_samples=200, noise_seed=123)
+    assert _dist(m3, m1) > 0
+
+
+def _naive_fisher(model, x):
+    """Σ_c p_c (∂ log p_c / ∂θ)², averaged over samples, with one autograd call per (sample, class)."""
+    model.eval()
+    acc = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for i in range(len(x)):
+        logp = model(x[i:i + 1]).log_softmax(-1)[0]
+        p = logp.exp().detach()
+        for c in range(len(logp)):
+            gs = torch.autograd.grad(logp[c], list(model.parameters()), retain_graph=True)
+            for (n, _), g in zip(model.named_parameters(), gs):
+                acc[n] += p[c] * g ** 2
+    return {n: a / len(x) for n, a in acc.items()}
+
+
+def _toy_data(n=12, k=4, seed=0):
+    from advunlearn.data import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, 8, generator=g)
+    y = torch.randint(k, (n,), generator=g)
+    return Dataset("digits", x, y, n, k)
+
+
+def test_fisher_diagonal_matches_naive_loop_with_batchnorm():
+    from advunlearn.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn", 4, 1, 8)
+    model.train()
+    with torch.no_grad():  # non-trivial running statistics, so eval-mode BN matters
+        for _ in range(3):
+            model(torch.randn(16, 1, 8, 8) * 2 + 0.5)
+    data = _toy_data()
+    F = B.fisher_diagonal(model, data, torch.arange(len(data.y)), chunk_size=5)
+    ref = _naive_fisher(model, data.x)
+    for n in ref:
+        assert torch.allclose(F[n], ref[n], rtol=1e-4, atol=1e-9), n
+
+
+def test_ff_noise_std_caps_and_masks():
+    from advunlearn.models import build_model
+
+    model = build_model("mlp", 3, 1, 2)
+    zero = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    mask = {n: torch.rand(p.shape) > 0.5 for n, p in prunable(model).items()}
+    std = B.ff_noise_std(model, zero, mask, row_mean=False, bias_scale=10.0)
+    w = "encoder.1.weight"
+    assert torch.allclose(std[w][mask[w]], torch.full_like(std[w][mask[w]], 1e3 ** 0.5))   # cap 1e3
+    assert (std[w][~mask[w]] == 0).all()                                                    # pruned: no noise
+    assert torch.allclose(std["fc.weight"], torch.full_like(std["fc.weight"], 1e2 ** 0.5))  # last layer: 1e2
+    assert torch.allclose(std["fc.bias"], torch.full_like(std["fc.bias"], 1e3 ** 0.5))      # 1e2 · 10 (1-D)
+    big = {n: torch.full_like(p, 1e6) for n, p in model.named_parameters()}
+    assert B.ff_noise_std(model, big)["encoder.1.weight"].max() < 1e-2                     # 1/(F+1e-8) uncapped
+
+
+# ---- IU -----------------------------------------------------------------------------------------
+def test_woodfisher_ihvp_is_the_sherman_morrison_inverse():
+    g = torch.Generator().manual_seed(0)
+    m, P, lam = 7, 30, 0.05
+    G = torch.randn(m, P, generator=g, dtype=torch.float64).float()
+    v = torch.randn(P, generator=g)
+    # WoodFisher's recursion with materialised matrices: F_0^-1 = I/λ, rank-one Sherman-Morrison updates.
+    Finv = torch.eye(P, dtype=torch.float64) / lam
+    for gi in G.double():
+        u = Finv @ gi
+        Finv = Finv - torch.outer(u, u) / (m + gi @ u)
+    expect = (Finv @ v.double()).float()
+    dense = torch.linalg.solve(lam * torch.eye(P, dtype=torch.float64) + G.double().T @ G.double() / m, v.double())
+    assert torch.allclose(expect, dense.float(), rtol=1e-4, atol=1e-5)
+
+    def chunks():
+        for i in range(0, m, 3):
+            yield G[i:i + 3]
+
+    held = B.woodfisher_ihvp(chunks, v, m, lam, hold=True)
+    streamed = B.woodfisher_ihvp(chunks, v, m, lam, hold=False)
+    assert torch.allclose(held, expect, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(streamed, expect, rtol=1e-4, atol=1e-5)
+    info = {}
+    B.woodfisher_ihvp(chunks, v, m, 0.1, relative=True, info=info)
+    assert info["lambda"] == pytest.approx(0.1 * float((G ** 2).sum()) / m, rel=1e-5)
+
+
+def test_iu_moves_away_from_forget_set(exp_class):
+    theta0, _ = exp_class.original()
+    s = exp_class.splits
+    assert B.influence_direction.__kwdefaults__["n_samples"] == 1000      # WoodFisher's ~1,000 gradients
+    m1, i1 = run_baseline("iu", exp_class, alpha=0.01, n_samples=300)
+    m2, i2 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300)
+    d1, d2 = _dist(m1, theta0), _dist(m2, theta0)
+    assert 0 < d1 < d2 and d2 / d1 == pytest.approx(3.0, rel=1e-4)   # θ0 + α·H⁻¹v
+    assert i1["hparams"]["n_samples"] == 300 and i1["hparams"]["hold_gradients"] is True
+    # Sign convention: the step raises the loss on D_f much more than on D_r.
+    df = _ce(m2, exp_class, s.forget) - _ce(theta0, exp_class, s.forget)
+    dr = _ce(m2, exp_class, s.retain) - _ce(theta0, exp_class, s.retain)
+    assert df > 0 and df > 10 * abs(dr)
+    # Holding the gradients or streaming them (out-of-core Gram matrix) gives the same update.
+    m3, i3 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300, grad_memory_gb=1e-3, chunk_size=128)
+    assert i3["hparams"]["hold_gradients"] is False
+    assert _dist(m3, m2) < 1e-3 * d2
+
+
+def test_alpha_search_picks_the_best_scored_alpha(exp_class):
+    grid = [100.0, 1e-4, 3e-2, 0.13]
+    alpha, scores = search_alpha("iu", exp_class, grid=grid, n_samples=300)
+    assert [r["alpha"] for r in scores] == sorted(grid)
+    best = min(scores, key=lambda r: r["score"])
+    assert alpha == best["alpha"]
+    assert {"val_acc", "UA", "RA", "score"} <= set(scores[0])
+    # α = 1e-4 barely moves θ0 (UA ≈ 0 against Retrain's 100); α = 100 wrecks the model; neither wins.
+    assert alpha in (3e-2, 0.13)
+    model, info = run_baseline("iu", exp_class, grid=grid, n_samples=300)
+    assert info["hparams"]["alpha"] == alpha and info["hparams"]["alpha_searched"] is True
+    assert info["hparams"]["search_scores"] == scores
+    with pytest.raises(ConfigError, match="grid"):
+        search_alpha("ff", exp_class, grid=[])
+
+
+def test_ff_search_reports_alpha(exp_class):
+    grid = [1e-9, 1e-6, 1e-3]
+    model, info = run_baseline("ff", exp_class, grid=grid, max_samples=150)
+    hp = info["hparams"]
+    assert hp["alpha_searched"] is True and hp["alpha"] in grid
+    assert min(r["score"] for r in hp["search_scores"]) == next(r["score"] for r in hp["search_scores"]
+                                                                if r["alpha"] == hp["alpha"])
+    assert info["run_time_s"] > 0 and hp["search_time_s"] >= 0
+
+
+# ---- sparse models ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exp_sparse(results):
+    from advunlearn.experiment import Experiment
+
+    return Experiment(dataset="digits", scheme="class", sparsity=0.95, profile="cpu", progress=False,
+                      results=results)
+
+
+@pytest.mark.parametrize("method,opts", [("ft", {}), ("ga", {"lr": 0.05, "epochs": 10}),
+                                         ("ff", {"alpha": 1e-6, "max_samples": 150}),
+                                         ("iu", {"alpha": 0.1, "n_samples": 200})])
+def test_sparse_masks_stay_exact(exp_sparse, method, opts):
+    theta0, _ = exp_sparse.original()
+    masks0 = masks_from_model(theta0)
+    model, _ = run_baseline(method, exp_sparse, **opts)
+    masks1 = masks_from_model(model)
+    assert _dist(model, theta0) > 0
+    for n, m in masks0.items():
+        assert torch.equal(masks1[n], m), n
+    assert sparsity_of(model) == pytest.approx(0.95, abs=1e-3)
+    assert torch.equal(masks_from_model(theta0)[next(iter(masks0))], masks0[next(iter(masks0))])
