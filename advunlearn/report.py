@@ -1,0 +1,483 @@
+"""Tables 1 and 2 and Figure 2 of the paper from result records; one self-contained HTML report.
+
+A *result record* is a JSON object (one per file, or a list of them per file) with the keys
+
+=================  =========================================================================
+``dataset``        "digits", "fashion-mnist", "cifar10", "cifar100" (any string is shown as is)
+``scheme``         "random" or "class"
+``sparsity``       0 for dense, e.g. 0.95 for the 95%-sparse (OMP) model
+``seed``           int; seeds are the repetitions averaged in each cell
+``method``         "retrain", "ft", "ga", "ff", "iu", "ours", "ours_no_vss" (others are listed last)
+``variant``        optional; ``method="ours", variant="no_vss"`` is the same as ``"ours_no_vss"``
+``UA`` ``RA``      percent (UA = 100 − accuracy on D_f, RA on D_r, TA on D_t)
+``TA``
+``MIA_efficacy``   percent (the confidence SVC attack)
+``run_time_s``     seconds for one seed (may be null)
+``mia``            optional ``{"correctness", "confidence", "entropy", "m_entropy", "prob"}`` (Figure 2)
+=================  =========================================================================
+
+Other keys are ignored.  JSON files under the folder that are not records (no ``method`` and ``UA``)
+are skipped, so a results folder that also holds checkpoints' metadata can be read directly.
+
+Cells are "mean ± std" over seeds (sample standard deviation, ddof = 1; a single seed shows the
+mean alone).  Avg. Disparity is computed per seed against *that seed's* Retrain (same dataset,
+scheme, sparsity and seed) and then averaged; seeds without a Retrain record are left out of it.
+"Run Time min." is the dense model's mean run time (the sparse one's when there is no dense run),
+as the paper reports one run-time column.
+
+The core (tables as markdown, CSV and HTML) uses only the standard library; plotly is imported only
+for Figure 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from .metrics import DISPARITY_KEYS, avg_disparity
+
+REQUIRED = ("dataset", "scheme", "sparsity", "seed", "method", "UA", "RA", "TA", "MIA_efficacy")
+TABLE1_METHODS = ("retrain", "ft", "ga", "ff", "iu", "ours")
+TABLE2_METHODS = ("retrain", "ours", "ours_no_vss")
+METHOD_LABELS = {"retrain": "Retrain", "ft": "FT", "ga": "GA", "ff": "FF", "iu": "IU", "ours": "Ours",
+                 "ours_no_vss": "Ours (No V_ss)"}
+DATASET_LABELS = {"digits": "Digits", "fashion-mnist": "Fashion-MNIST", "cifar10": "Cifar-10",
+                  "cifar100": "Cifar-100"}
+SCHEME_LABELS = {"random": "Random Forgetting", "class": "Class-wise Forgetting"}
+METRIC_LABELS = {"UA": "UA", "MIA_efficacy": "MIA-Efficacy", "RA": "RA", "TA": "TA", "disparity": "Avg. Disparity"}
+ATTACK_LABELS = {"correctness": "Correctness", "confidence": "Confidence", "entropy": "Entropy",
+                 "m_entropy": "Modified entropy", "prob": "Probability"}
+
+
+# ---------------------------------------------------------------------------------------------
+# records
+# ---------------------------------------------------------------------------------------------
+def method_key(rec: Mapping) -> str:
+    """The row a record belongs to: ``method``, or ``method_variant`` when a variant is given."""
+    v = rec.get("variant")
+    m = str(rec["method"]).lower()
+    return f"{m}_{str(v).lower()}" if v not in (None, "", "default") else m
+
+
+def validate_record(rec: Mapping, where: str = "record") -> dict:
+    """Check a record's keys and types; returns a normalised copy (sparsity float, seed int)."""
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"{where}: a result record must be a JSON object, got {type(rec).__name__}")
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"{where}: result record lacks keys {missing}; required: {list(REQUIRED)}")
+    out = dict(rec)
+    try:
+        out["sparsity"] = float(rec["sparsity"])
+        out["seed"] = int(rec["seed"])
+        for k in ("UA", "RA", "TA", "MIA_efficacy"):
+            out[k] = float("nan") if rec[k] is None else float(rec[k])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: bad value in result record ({e})") from None
+    return out
+
+
+def make_record(exp, method: str, result: Mapping, *, variant: str | None = None, **extra) -> dict:
+    """A result record for ``exp`` (an Experiment) from an :func:`advunlearn.metrics.evaluate` result."""
+    rec = {"dataset": exp.dataset, "scheme": exp.scheme, "sparsity": float(exp.sparsity), "seed": int(exp.seed),
+           "method": method, "profile": exp.profile, **{k: v for k, v in result.items()}, **extra}
+    if variant is not None:
+        rec["variant"] = variant
+    return validate_record(rec)
+
+
+def _looks_like_record(obj) -> bool:
+    return isinstance(obj, Mapping) and "method" in obj and "UA" in obj
+
+
+def load_records(results_dir: str | Path, exclude: Path | None = None) -> list[dict]:
+    """Every result record in ``*.json`` files under ``results_dir`` (recursively, sorted by path)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    records = []
+    for path in sorted(root.rglob("*.json")):
+        if exclude is not None and exclude in path.resolve().parents:
+            continue
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            warnings.warn(f"skipping unreadable JSON file {path}: {e}")
+            continue
+        items = obj if isinstance(obj, list) else [obj]
+        for i, item in enumerate(items):
+            if _looks_like_record(item):
+                where = f"{path}" + (f"[{i}]" if isinstance(obj, list) else "")
+                records.append(validate_record(item, where))
+    return records
+
+
+def _dedupe(records: Iterable[Mapping]) -> list[dict]:
+    """One record per (dataset, scheme, sparsity, method, seed): the last one wins (a rerun)."""
+    seen: dict[tuple, dict] = {}
+    for r in records:
+        r = validate_record(r)
+        seen[(r["dataset"], r["scheme"], r["sparsity"], method_key(r), r["seed"])] = r
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Stat:
+    """Mean and sample std over seeds."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.values else float("nan")
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def cell(self, digits: int = 2) -> str:
+        if not self.values:
+            return "–"
+        if self.n == 1:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+def _by_setting(records: Sequence[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
+    """(dataset, scheme, sparsity) -> method key -> seed -> record."""
+    out: dict[tuple, dict[str, dict[int, dict]]] = {}
+    for r in records:
+        out.setdefault((r["dataset"], r["scheme"], r["sparsity"]), {}).setdefault(method_key(r), {})[r["seed"]] = r
+    return out
+
+
+def summarize(records: Iterable[Mapping]) -> dict[tuple, dict[str, Stat]]:
+    """(dataset, scheme, sparsity, method) -> {"UA", "MIA_efficacy", "RA", "TA", "disparity", "run_time_min"}.
+
+    ``disparity``: per seed against that seed's Retrain, then averaged.
+    """
+    recs = _dedupe(records)
+    out: dict[tuple, dict[str, Stat]] = {}
+    for (ds, sc, sp), methods in _by_setting(recs).items():
+        retrain = methods.get("retrain", {})
+        for m, seeds in methods.items():
+            st = {k: Stat() for k in (*DISPARITY_KEYS, "disparity", "run_time_min")}
+            for seed, r in sorted(seeds.items()):
+                for k in DISPARITY_KEYS:
+                    st[k].values.append(r[k])
+                if seed in retrain:
+                    st["disparity"].values.append(avg_disparity(r, retrain[seed]))
+                t = r.get("run_time_s")
+                if t is not None and math.isfinite(float(t)):
+                    st["run_time_min"].values.append(float(t) / 60.0)
+            out[(ds, sc, sp, m)] = st
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+def sparsity_label(sp: float) -> str:
+    """0 -> "Dense", 0.95 -> "95% Sparse"."""
+    return "Dense" if sp == 0 else f"{100 * sp:g}% Sparse"
+
+
+@dataclass
+class Table:
+    """One table in the paper's layout: groups of (metric, sparsity) columns plus the run time."""
+
+    title: str
+    groups: list[tuple[str, list[str]]]   # [("UA", ["Dense", "95% Sparse"]), ..., ("Run Time min.", [""])]
+    rows: list[tuple[str, list[str]]]     # [("Retrain", ["5.80 ± 0.12", ...]), ...]
+    note: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        """Flat column names: "Methods", "UA (Dense)", ..., "Run Time min."."""
+        cols = ["Methods"]
+        for g, subs in self.groups:
+            cols += [f"{g} ({s})" if s else g for s in subs]
+        return cols
+
+    def to_markdown(self) -> str:
+        """A GitHub-flavoured markdown table with a bold title line."""
+        cols = self.columns
+        lines = [f"**{self.title}**", "", "| " + " | ".join(cols) + " |",
+                 "|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 1)) + "|"]
+        for label, cells in self.rows:
+            lines.append("| " + " | ".join([label, *cells]) + " |")
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """CSV with one header row of flat column names and the "mean ± std" cells."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.columns)
+        for label, cells in self.rows:
+            w.writerow([label, *cells])
+        return buf.getvalue()
+
+    def to_html(self) -> str:
+        """An HTML table with the paper's two-level header (metric over Dense / Sparse)."""
+        e = html.escape
+        top = ['<th rowspan="2">Methods</th>']
+        sub = []
+        for g, subs in self.groups:
+            if len(subs) == 1 and not subs[0]:
+                top.append(f'<th rowspan="2">{e(g)}</th>')
+            else:
+                top.append(f'<th colspan="{len(subs)}">{e(g)}</th>')
+                sub += [f"<th>{e(s)}</th>" for s in subs]
+        body = "".join("<tr><th>" + e(label) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>"
+                       for label, cells in self.rows)
+        note = f'<p class="note">{e(self.note)}</p>' if self.note else ""
+        return (f'<table class="results"><caption>{e(self.title)}</caption><thead><tr>{"".join(top)}</tr>'
+                f'<tr>{"".join(sub)}</tr></thead><tbody>{body}</tbody></table>{note}')
+
+
+def _label(d: Mapping, key: str) -> str:
+    return d.get(key, key)
+
+
+def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: Sequence[str] = TABLE1_METHODS,
+                title: str | None = None, extra_methods: bool = True) -> Table:
+    """One table for (dataset, scheme): rows ``methods`` (in order, those present), then other methods.
+
+    Columns: UA, MIA-Efficacy, RA, TA, Avg. Disparity, each per sparsity found (Dense first), and
+    Run Time min. (dense run time, else the lowest sparsity's).
+    """
+    summ = summarize(records)
+    keys = [k for k in summ if k[0] == dataset and k[1] == scheme]
+    if not keys:
+        raise ValueError(f"no records for dataset={dataset!r}, scheme={scheme!r}")
+    sps = sorted({k[2] for k in keys})
+    present = {k[3] for k in keys}
+    rows_m = [m for m in methods if m in present]
+    if extra_methods:
+        rows_m += sorted(present - set(methods) - set(TABLE1_METHODS) - set(TABLE2_METHODS))
+    groups = [(METRIC_LABELS[k], [sparsity_label(s) for s in sps]) for k in (*DISPARITY_KEYS, "disparity")]
+    groups.append(("Run Time min.", [""]))
+    rows = []
+    for m in rows_m:
+        cells = []
+        for k in (*DISPARITY_KEYS, "disparity"):
+            for s in sps:
+                st = summ.get((dataset, scheme, s, m))
+                cells.append(st[k].cell() if st else "–")
+        rt = next((summ[(dataset, scheme, s, m)]["run_time_min"] for s in sps
+                   if (dataset, scheme, s, m) in summ and summ[(dataset, scheme, s, m)]["run_time_min"].n), Stat())
+        cells.append(rt.cell())
+        rows.append((_label(METHOD_LABELS, m), cells))
+    ttl = title or f"{_label(DATASET_LABELS, dataset)} {_label(SCHEME_LABELS, scheme)}"
+    note = ("Mean ± sample std over seeds; Avg. Disparity per seed against that seed's Retrain, then "
+            "averaged; run time of the dense run (or the sparse one if no dense run).")
+    return Table(ttl, groups, rows, note)
+
+
+def _settings(records: Sequence[dict]) -> list[tuple[str, str]]:
+    order_ds = list(DATASET_LABELS)
+    pairs = {(r["dataset"], r["scheme"]) for r in records}
+    return sorted(pairs, key=lambda p: (order_ds.index(p[0]) if p[0] in order_ds else len(order_ds), p[0],
+                                        0 if p[1] == "random" else 1, p[1]))
+
+
+def table1(records: Iterable[Mapping]) -> list[Table]:
+    """Table 1: one table per (dataset, scheme), rows Retrain, FT, GA, FF, IU, Ours (those present)."""
+    recs = _dedupe(records)
+    out = []
+    for ds, sc in _settings(recs):
+        methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
+        if methods - {"ours_no_vss"}:
+            out.append(build_table(recs, ds, sc, TABLE1_METHODS, title=f"Table 1: {_label(DATASET_LABELS, ds)} "
+                                                                       f"{_label(SCHEME_LABELS, sc)}"))
+    return out
+
+
+def table2(records: Iterable[Mapping]) -> list[Table]:
+    """Table 2 (V_ss ablation): Retrain, Ours, Ours (No V_ss) for every setting that has the ablation."""
+    recs = _dedupe(records)
+    out = []
+    for ds, sc in _settings(recs):
+        methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
+        if "ours_no_vss" in methods:
+            out.append(build_table(recs, ds, sc, TABLE2_METHODS, extra_methods=False,
+                                   title=f"Table 2: V_ss ablation, {_label(DATASET_LABELS, ds)} "
+                                         f"{_label(SCHEME_LABELS, sc)}"))
+    return out
+
+
+def summary_csv(records: Iterable[Mapping]) -> str:
+    """Long-format numbers: dataset, scheme, sparsity, method, metric, mean, std, n."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["dataset", "scheme", "sparsity", "method", "metric", "mean", "std", "n"])
+    for (ds, sc, sp, m), st in sorted(summarize(records).items(), key=lambda kv: tuple(map(str, kv[0]))):
+        for k, s in st.items():
+            w.writerow([ds, sc, sp, m, k, f"{s.mean:.6g}", f"{s.std:.6g}", s.n])
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 2
+# ---------------------------------------------------------------------------------------------
+def figure2_data(records: Iterable[Mapping], dataset: str, scheme: str, sparsity: float) -> dict[str, dict[str, Stat]]:
+    """method -> attack -> Stat of MIA efficacy over seeds, for one setting (records with ``mia``)."""
+    out: dict[str, dict[str, Stat]] = {}
+    for r in _dedupe(records):
+        if (r["dataset"], r["scheme"], r["sparsity"]) != (dataset, scheme, float(sparsity)) or not r.get("mia"):
+            continue
+        d = out.setdefault(method_key(r), {a: Stat() for a in ATTACK_LABELS})
+        for a in ATTACK_LABELS:
+            if a in r["mia"] and r["mia"][a] is not None:
+                d[a].values.append(float(r["mia"][a]))
+    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+    return dict(sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+
+
+def figure2(records: Iterable[Mapping], dataset: str, scheme: str, sparsity: float = 0.0):
+    """Figure 2: grouped bars of MIA efficacy per metric attack (x) and method (bars); Retrain hatched.
+
+    Error bars are the std over seeds.  The target is Retrain's bar, not 0 or 100.
+    """
+    import plotly.graph_objects as go
+
+    data = figure2_data(records, dataset, scheme, sparsity)
+    if not data:
+        raise ValueError(f"no records with 'mia' for {dataset}/{scheme}/sparsity={sparsity}")
+    x = [ATTACK_LABELS[a] for a in ATTACK_LABELS]
+    fig = go.Figure()
+    for m, stats in data.items():
+        is_rt = m == "retrain"
+        fig.add_bar(
+            name=_label(METHOD_LABELS, m), x=x, y=[stats[a].mean for a in ATTACK_LABELS],
+            error_y=dict(type="data", array=[stats[a].std for a in ATTACK_LABELS], visible=True),
+            marker=dict(color="#444444" if is_rt else None, pattern_shape="/" if is_rt else "",
+                        line=dict(color="black", width=1.5 if is_rt else 0)),
+            hovertemplate="%{x}: %{y:.2f}%<extra>" + _label(METHOD_LABELS, m) + "</extra>")
+    fig.update_layout(
+        barmode="group", template="plotly_white", yaxis_title="MIA efficacy on D_f (%)", yaxis_range=[0, 105],
+        title=f"MIA robustness: {_label(DATASET_LABELS, dataset)} {_label(SCHEME_LABELS, scheme)}, "
+              f"{sparsity_label(sparsity)} (Retrain hatched = target)",
+        legend_title_text="Method")
+    return fig
+
+
+def figure2_settings(records: Iterable[Mapping]) -> list[tuple[str, str, float]]:
+    """Settings (dataset, scheme, sparsity) that have Figure 2 data, in table order."""
+    recs = _dedupe(records)
+    out = []
+    for ds, sc in _settings(recs):
+        for sp in sorted({r["sparsity"] for r in recs if r["dataset"] == ds and r["scheme"] == sc and r.get("mia")}):
+            out.append((ds, sc, sp))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
+table.results{border-collapse:collapse;margin:1em 0 .3em 0;font-size:13px}
+table.results caption{font-weight:bold;text-align:left;padding:.3em 0}
+table.results th,table.results td{border:1px solid #bbb;padding:3px 7px;text-align:right;white-space:nowrap}
+table.results thead th{background:#f0f0f0;text-align:center}
+table.results tbody th{text-align:left}
+p.note{font-size:12px;color:#555;margin:0 0 1.5em 0}"""
+
+
+def _html_page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+
+
+def _write(path: Path, text: str) -> None:
+    from .store import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _figures_html(records: Sequence[dict], inline: bool = True) -> tuple[str, str | None]:
+    """(html fragment with every Figure 2 panel, error note or None)."""
+    settings = figure2_settings(records)
+    if not settings:
+        return "", "No record carries 'mia' values: Figure 2 is empty."
+    try:
+        import plotly.io as pio
+    except ImportError:
+        return "", "plotly is not installed: Figure 2 was not drawn (pip install plotly)."
+    parts = []
+    for i, (ds, sc, sp) in enumerate(settings):
+        fig = figure2(records, ds, sc, sp)
+        js = ("inline" if inline else "cdn") if i == 0 else False
+        parts.append(pio.to_html(fig, include_plotlyjs=js, full_html=False))
+    return "\n".join(parts), None
+
+
+def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, inline_plotly: bool = True) -> dict[str, Path]:
+    """Read every result record under ``results_dir`` and write the tables, Figure 2 and ``report.html``.
+
+    Writes ``table1.md/.csv/.html``, ``table2.md/.csv/.html`` (when the ablation is present),
+    ``summary.csv``, ``figure2.html`` (when records carry ``mia``) and ``report.html`` (self-contained:
+    plotly's JavaScript inlined so it opens offline) into ``out_dir`` (default ``results_dir/report``).
+    Returns ``{name: path}``.  Raises ValueError when the folder holds no result records.
+    """
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir is not None else results_dir / "report"
+    records = load_records(results_dir, exclude=out.resolve())
+    if not records:
+        raise ValueError(f"no result records found under {results_dir}: expected *.json files holding objects "
+                         f"(or lists of objects) with keys {list(REQUIRED)}")
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    t1, t2 = table1(records), table2(records)
+    for name, tables in (("table1", t1), ("table2", t2)):
+        if not tables:
+            continue
+        for ext, fn in (("md", lambda t: t.to_markdown()), ("csv", lambda t: t.to_csv())):
+            p = out / f"{name}.{ext}"
+            _write(p, "\n".join(fn(t) for t in tables))
+            written[f"{name}.{ext}"] = p
+        p = out / f"{name}.html"
+        _write(p, _html_page(name, "".join(t.to_html() for t in tables)))
+        written[f"{name}.html"] = p
+    p = out / "summary.csv"
+    _write(p, summary_csv(records))
+    written["summary.csv"] = p
+    fig_html, fig_note = _figures_html(records, inline_plotly)
+    if fig_html:
+        p = out / "figure2.html"
+        _write(p, _html_page("Figure 2", fig_html))
+        written["figure2.html"] = p
+    seeds = sorted({r["seed"] for r in records})
+    body = ["<h1>Discriminative Adversarial Unlearning: results</h1>",
+            f"<p>{len(records)} records from <code>{html.escape(str(results_dir))}</code>; seeds {seeds}.</p>",
+            "<h2>Table 1</h2>", *(t.to_html() for t in t1)]
+    if t2:
+        body += ["<h2>Table 2: role of V_ss</h2>", *(t.to_html() for t in t2)]
+    body.append("<h2>Figure 2: MIA robustness (metric attacks)</h2>")
+    body.append(fig_html if fig_html else f'<p class="note">{html.escape(fig_note or "")}</p>')
+    p = out / "report.html"
+    _write(p, _html_page("advunlearn report", "\n".join(body)))
+    written["report.html"] = p
+    return written
+
+
+__all__ = ["REQUIRED", "TABLE1_METHODS", "TABLE2_METHODS", "METHOD_LABELS", "Table", "Stat", "method_key",
+           "validate_record", "make_record", "load_records", "summarize", "build_table", "table1", "table2",
+           "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label"]
