@@ -50,13 +50,24 @@ def cmd_run(a) -> int:
     from .runner import records_markdown, run_experiment
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods else None
+    if methods is not None:
+        from .runner import ALL_METHODS
+
+        for m in methods:
+            if m not in ALL_METHODS:
+                raise ConfigError(f"method={m!r} is not allowed; choose from {', '.join(ALL_METHODS)}")
+    if a.sparsity is not None:
+        from .config import check_range
+
+        check_range("sparsity", a.sparsity, 0, 1, hi_open=True)
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
                      forget_frac=a.forget_frac, forget_class=a.forget_class, device=a.device,
                      results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)
     print(f"[{a.dataset} {a.scheme} sparsity {a.sparsity:g} seed {a.seed} profile {a.profile}]")
     kw = {"methods": methods} if methods else {}
     out = a.out or (Path(exp.results) / "experiments" / f"{a.dataset}_{a.scheme}_s{a.sparsity:g}_seed{a.seed}_{a.profile}.json")
-    recs = run_experiment(exp, strong_eval=a.strong_eval, out=out, **kw)
+    ours = {k: getattr(a, k) for k in ("alpha", "beta", "lr", "iterations") if getattr(a, k) is not None}
+    recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
     print(records_markdown(recs))
     print(f"result: {out}")
     return 0
@@ -94,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forget-class", type=int, default=None, help="class scheme: the class to forget (default 0)")
     p.add_argument("--methods", default=None, help="comma-separated subset of retrain,ft,ga,ff,iu,ours,ours_no_vss")
     p.add_argument("--strong-eval", action="store_true", help="also run LiRA/RMIA and a fresh post-hoc attacker")
+    p.add_argument("--alpha", type=float, default=None, help="Ours: weight of the attacker loss (default: the profile's)")
+    p.add_argument("--beta", type=float, default=None, help="Ours: weight of the Barlow-Twins term")
+    p.add_argument("--lr", type=float, default=None, help="Ours: defender learning rate")
+    p.add_argument("--iterations", type=int, default=None, help="Ours: unlearning iterations")
     p.add_argument("--out", default=None, help="where to write the JSON records")
     p.set_defaults(func=cmd_run)
 

@@ -26,10 +26,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     global _THREADS_SET
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
+    from .config import ConfigError
 
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} is not a device; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={str(device)!r} is not supported; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' was asked for but no CUDA GPU is available; allowed here: 'cpu', 'auto'")
     if device.type == "cpu" and not _THREADS_SET:
         n = int(os.environ.get("ADVUNLEARN_THREADS", os.cpu_count() or 1))
