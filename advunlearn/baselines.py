@@ -24,14 +24,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .config import ConfigError, check_choice, check_range
 from .prune import apply_masks
-from .train import accuracy, fit
+from .train import _progress, accuracy, fit
 
 METHODS = ("retrain", "ft", "ga", "ff", "iu")
 
@@ -166,7 +166,7 @@ def _subsample(idx: torch.Tensor, k: int | None, seed: int) -> torch.Tensor:
 # FF: Fisher forgetting
 # ---------------------------------------------------------------------------------------------
 def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, masks: dict | None = None,
-                    chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+                    chunk_size: int | None = None, progress: bool = False) -> dict[str, torch.Tensor]:
     """Diagonal Fisher F = mean_x Σ_c p_c(x) (∂ log p_c(x) / ∂θ)², per parameter (eval mode).
 
     This is Golatkar's / Jia et al.'s ``hessian``: for every sample and every class c the squared
@@ -182,6 +182,7 @@ def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, masks: dict | 
     eye = torch.eye(k, device=device)
     idx = idx.to(device)
     n_batch = max(1, chunk // k)  # samples per chunk; the chunk holds n_batch * K pairs
+    bar = _progress(len(idx), "ff fisher", progress)
     for i in range(0, len(idx), n_batch):
         xb, _ = data.batch(idx[i:i + n_batch])
         with torch.no_grad():
@@ -196,6 +197,10 @@ def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, masks: dict | 
             for n in names:
                 acc[n] += torch.einsum("b,b...->...", wj, g[n].float() ** 2)
             del g
+        if bar is not None:
+            bar.update(b)
+    if bar is not None:
+        bar.close()
     for n in names:
         acc[n] /= max(1, len(idx))
     return _masked(acc, masks)
@@ -274,8 +279,8 @@ def _mean_grad(model: nn.Module, data, idx: torch.Tensor, batch_size: int = 512)
     return torch.cat([t.reshape(-1) for t in total]) / max(1, len(idx))
 
 
-def woodfisher_ihvp(grad_chunks: Callable[[], Iterator[torch.Tensor]], v: torch.Tensor, m: int,
-                    damping: float, *, hold: bool = True, relative: bool = False,
+def woodfisher_ihvp(grad_chunk: Callable[[int], torch.Tensor], n_chunks: int, v: torch.Tensor, m: int,
+                    damping: float, *, max_held_chunks: int | None = None, relative: bool = False,
                     info: dict | None = None) -> torch.Tensor:
     """(λI + (1/m) Σ_i g_i g_iᵀ)⁻¹ v without forming the P × P matrix.
 
@@ -283,14 +288,20 @@ def woodfisher_ihvp(grad_chunks: Callable[[], Iterator[torch.Tensor]], v: torch.
     F_k⁻¹ = F_{k-1}⁻¹ − F_{k-1}⁻¹ g_k g_kᵀ F_{k-1}⁻¹ / (m + g_kᵀ F_{k-1}⁻¹ g_k), F_0⁻¹ = I/λ.
     Their product is exactly the Woodbury identity, which we apply to v directly:
         F⁻¹ v = (v − Gᵀ (mλ I + G Gᵀ)⁻¹ G v) / λ,
-    with the m × m Gram matrix G Gᵀ (m² dot products) solved in float64.  ``grad_chunks()`` yields
-    the m gradients as (c, P) blocks and may be called several times (gradients are recomputed).
-    ``hold=True`` keeps all m gradients (O(m·P) memory, one pass); ``hold=False`` never holds more
-    than two blocks (O(c·P) memory) and recomputes blocks for the Gram matrix (O((m/c)²) passes).
-    ``relative=True`` uses λ = damping · trace(F̂) = damping · mean ‖g_i‖² (from the Gram diagonal);
-    the λ used is written to ``info["lambda"]`` when ``info`` is given.
+    with the m × m Gram matrix G Gᵀ (m² dot products) solved in float64.
+
+    ``grad_chunk(i)`` returns the i-th (c_i, P) block of the m gradients (i < ``n_chunks``) and must
+    give the same block every time it is called.  ``max_held_chunks=None`` holds all m gradients
+    (O(m·P) memory, each block computed once).  Otherwise at most ``max_held_chunks + 1`` blocks are
+    held: the Gram matrix is built row-block by row-block, streaming the later blocks past each
+    held row block, and Gᵀw takes one more pass (blocks computed about n + n²/(2R) + n times for
+    n blocks and R held).  ``relative=True`` uses λ = damping · trace(F̂) = damping · mean ‖g_i‖²
+    (from the Gram diagonal); the λ used is written to ``info["lambda"]`` when ``info`` is given.
     """
     check_range("damping", damping, 0, lo_open=True)
+    check_range("n_chunks", n_chunks, 1, integer=True)
+    if max_held_chunks is not None:
+        check_range("max_held_chunks", max_held_chunks, 1, integer=True)
     v = v.float()
 
     def lam_of(K: torch.Tensor) -> float:
@@ -301,43 +312,56 @@ def woodfisher_ihvp(grad_chunks: Callable[[], Iterator[torch.Tensor]], v: torch.
             info["lambda"] = lam
         return lam
 
-    if hold:
-        G = torch.cat(list(grad_chunks())).float()
+    if max_held_chunks is None or max_held_chunks >= n_chunks:
+        G = torch.cat([grad_chunk(i).float() for i in range(n_chunks)])
         if len(G) != m:
-            raise ValueError(f"grad_chunks gave {len(G)} gradients, expected m={m}")
+            raise ValueError(f"grad_chunk gave {len(G)} gradients, expected m={m}")
         K = (G @ G.T).double()
-        Gv = (G @ v).double()
         lam = lam_of(K)
-        w = _solve_spd(K, Gv, m * lam)
+        w = _solve_spd(K, (G @ v).double(), m * lam)
+        if info is not None:
+            info["chunk_passes"] = n_chunks
         return (v - G.T @ w.float()) / lam
-    # Out-of-core: Gram matrix block by block, then Gᵀ w in a last pass.
-    sizes, Gv_parts = [], []
-    blocks_K: dict[tuple[int, int], torch.Tensor] = {}
-    for a, Ga in enumerate(grad_chunks()):
-        Ga = Ga.float()
-        sizes.append(len(Ga))
-        Gv_parts.append((Ga @ v).double())
-        blocks_K[(a, a)] = (Ga @ Ga.T).double()
-        for b, Gb in enumerate(grad_chunks()):
-            if b <= a:
-                continue
-            blocks_K[(a, b)] = (Ga @ Gb.float().T).double()
-        del Ga
-    if sum(sizes) != m:
-        raise ValueError(f"grad_chunks gave {sum(sizes)} gradients, expected m={m}")
+    # Out of core: row blocks of R held chunks; later chunks streamed past them.
+    R = max_held_chunks
+    K_blocks: dict[tuple[int, int], torch.Tensor] = {}
+    Gv: dict[int, torch.Tensor] = {}
+    sizes: dict[int, int] = {}
+    passes = 0
+    for a0 in range(0, n_chunks, R):
+        held = {i: grad_chunk(i).float() for i in range(a0, min(a0 + R, n_chunks))}
+        passes += len(held)
+        for i, Gi in held.items():
+            sizes[i] = len(Gi)
+            Gv[i] = (Gi @ v).double()
+            for j, Gj in held.items():
+                if j >= i:
+                    K_blocks[(i, j)] = (Gi @ Gj.T).double()
+        for j in range(a0 + R, n_chunks):
+            Gj = grad_chunk(j).float()
+            passes += 1
+            for i, Gi in held.items():
+                K_blocks[(i, j)] = (Gi @ Gj.T).double()
+            del Gj
+        del held
     offs = [0]
-    for s in sizes:
-        offs.append(offs[-1] + s)
+    for i in range(n_chunks):
+        offs.append(offs[-1] + sizes[i])
+    if offs[-1] != m:
+        raise ValueError(f"grad_chunk gave {offs[-1]} gradients, expected m={m}")
     K = torch.zeros(m, m, dtype=torch.float64, device=v.device)
-    for (a, b), blk in blocks_K.items():
-        K[offs[a]:offs[a + 1], offs[b]:offs[b + 1]] = blk
-        if a != b:
-            K[offs[b]:offs[b + 1], offs[a]:offs[a + 1]] = blk.T
+    for (i, j), blk in K_blocks.items():
+        K[offs[i]:offs[i + 1], offs[j]:offs[j + 1]] = blk
+        if i != j:
+            K[offs[j]:offs[j + 1], offs[i]:offs[i + 1]] = blk.T
     lam = lam_of(K)
-    w = _solve_spd(K, torch.cat(Gv_parts), m * lam).float()
+    w = _solve_spd(K, torch.cat([Gv[i] for i in range(n_chunks)]), m * lam).float()
     out = v.clone()
-    for a, Ga in enumerate(grad_chunks()):
-        out -= Ga.float().T @ w[offs[a]:offs[a + 1]]
+    for i in range(n_chunks):
+        out -= grad_chunk(i).float().T @ w[offs[i]:offs[i + 1]]
+        passes += 1
+    if info is not None:
+        info["chunk_passes"] = passes
     return out / lam
 
 
@@ -386,26 +410,32 @@ def influence_direction(model: nn.Module, exp, *, masks: dict | None = None, n_s
     idx = _subsample(s.retain, n_samples, exp.seed + 7).to(device)
     m = len(idx)
     P = v.numel()
-    budget = (grad_memory_gb * 1e9) if grad_memory_gb is not None else (4e9 if device.type == "cuda" else 1e9)
-    hold = m * P * 4 <= budget
+    if grad_memory_gb is not None:
+        check_range("grad_memory_gb", grad_memory_gb, 0, lo_open=True)
+        budget = grad_memory_gb * 1e9
+    elif device.type == "cuda":
+        budget = 0.4 * torch.cuda.mem_get_info(device)[0]
+    else:
+        budget = 1e9
     chunk = _auto_chunk(P, device, chunk_size)
-    if not hold and chunk_size is None:
-        chunk = max(1, min(chunk, int(budget // (2 * 4 * P))))
+    n_chunks = math.ceil(m / chunk)
+    held = None if m * P * 4 <= budget else max(1, int(budget // (chunk * P * 4)) - 1)
     params, g_fn = per_sample_grad_fn(model)
     k = model.num_classes
 
-    def chunks() -> Iterator[torch.Tensor]:
-        for i in range(0, m, chunk):
-            xb, yb = data.batch(idx[i:i + chunk])
-            w = -nn.functional.one_hot(yb, k).float()  # ∇ of −log p_y = per-sample CE gradient
-            g = _flat(g_fn(params, xb, w), names)
-            yield g * flat_mask if flat_mask is not None else g
+    def grad_chunk(i: int) -> torch.Tensor:
+        xb, yb = data.batch(idx[i * chunk:(i + 1) * chunk])
+        w = -nn.functional.one_hot(yb, k).float()  # ∇ of −log p_y = per-sample CE gradient
+        g = _flat(g_fn(params, xb, w), names)
+        return g * flat_mask if flat_mask is not None else g
 
     wf: dict = {}
-    d = woodfisher_ihvp(chunks, v, m, damping, hold=hold, relative=True, info=wf)
+    d = woodfisher_ihvp(grad_chunk, n_chunks, v, m, damping, max_held_chunks=held, relative=True, info=wf)
     if flat_mask is not None:
         d = d * flat_mask
+    hold = held is None
     facts = {"n_samples": m, "damping": damping, "lambda": wf["lambda"], "hold_gradients": hold, "chunk": chunk,
+             "chunk_passes": wf["chunk_passes"],
              "v_norm": float(v.norm()), "direction_norm": float(d.norm())}
     return d, facts
 
@@ -432,7 +462,8 @@ class _Prepared:
         with self.timer:
             if method == "ff":
                 idx = _subsample(exp.splits.retain, opts.get("max_samples"), exp.seed + 3)
-                F = fisher_diagonal(self.model, exp.data, idx, masks=self.masks, chunk_size=opts.get("chunk_size"))
+                F = fisher_diagonal(self.model, exp.data, idx, masks=self.masks, chunk_size=opts.get("chunk_size"),
+                                    progress=exp.progress)
                 self.std = ff_noise_std(self.model, F, self.masks, row_mean=opts.get("row_mean", True),
                                         bias_scale=opts.get("bias_scale", 10.0))
                 self.facts = {"fisher_samples": len(idx)}
