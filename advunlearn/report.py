@@ -335,6 +335,64 @@ def summary_csv(records: Iterable[Mapping]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# strong attacks (beyond the paper)
+# ---------------------------------------------------------------------------------------------
+STRONG_ATTACKS = {"lira_fixed": "LiRA (fixed var.)", "lira_per_example": "LiRA (per-example var.)", "rmia": "RMIA"}
+
+
+def strong_table(records: Iterable[Mapping]) -> str:
+    """Markdown table of the strong attacks in records' ``strong`` entries (see advunlearn.strong).
+
+    One row per (dataset, scheme, sparsity, method); per attack AUC and TPR at each reported FPR (in
+    percent), plus the fresh post-hoc attacker's AUC on D_f vs D_v; mean ± std over seeds.  Read
+    each value against Retrain's row (its seed-to-seed spread is the noise floor), not against 0.5.
+    """
+    recs = [r for r in _dedupe(records) if isinstance(r.get("strong"), Mapping)]
+    if not recs:
+        return "_No record carries strong-attack results (run with strong_eval=True)._\n"
+    cols: list[tuple[str, str, str]] = []          # (label, attack, key)
+    for a, label in STRONG_ATTACKS.items():
+        keys = sorted({k for r in recs for k in (r["strong"].get(a) or {})
+                       if k.startswith("tpr@") and not k.endswith("_ci")},
+                      key=lambda k: float(k[4:].rstrip("%")))
+        if any(a in r["strong"] for r in recs):
+            cols.append((f"{label} AUC", a, "auc"))
+            cols += [(f"{label} TPR@{k[4:]}", a, k) for k in keys]
+    if any("fresh_attacker" in r["strong"] for r in recs):
+        cols.append(("Fresh attacker AUC", "fresh_attacker", "auc"))
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["dataset"], r["scheme"], r["sparsity"], method_key(r)), []).append(r)
+    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+
+    def sort_key(k):
+        ds, sc, sp, m = k
+        return (ds, sc, sp, order.index(m) if m in order else len(order), m)
+
+    def value(r, attack, key):
+        d = r["strong"].get(attack)
+        if attack == "fresh_attacker" and isinstance(d, Mapping):
+            d = d.get("forget_vs_val", d)
+        if not isinstance(d, Mapping) or d.get(key) is None:
+            return None
+        v = float(d[key])
+        return 100 * v if key.startswith("tpr@") else v
+
+    head = ["Setting", "Method", *[c[0] for c in cols]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([" --- ", " --- "] + [" ---: "] * len(cols)) + "|"]
+    for k in sorted(groups, key=sort_key):
+        ds, sc, sp, m = k
+        cells = []
+        for _, attack, key in cols:
+            st = Stat([v for v in (value(r, attack, key) for r in groups[k]) if v is not None])
+            cells.append(st.cell(3 if key == "auc" else 2))
+        setting = f"{_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}"
+        lines.append("| " + " | ".join([setting, _label(METHOD_LABELS, m), *cells]) + " |")
+    lines += ["", "AUC in [0, 1]; TPR in percent; mean ± sample std over seeds. The target is Retrain's value."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # Figure 2
 # ---------------------------------------------------------------------------------------------
 def figure2_data(records: Iterable[Mapping], dataset: str, scheme: str, sparsity: float) -> dict[str, dict[str, Stat]]:
@@ -480,4 +538,5 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
 
 __all__ = ["REQUIRED", "TABLE1_METHODS", "TABLE2_METHODS", "METHOD_LABELS", "Table", "Stat", "method_key",
            "validate_record", "make_record", "load_records", "summarize", "build_table", "table1", "table2",
-           "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label"]
+           "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label",
+           "strong_table", "STRONG_ATTACKS"]

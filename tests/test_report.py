@@ -181,3 +181,24 @@ def test_build_report_writes_everything(tmp_path):
 def test_build_table_unknown_setting():
     with pytest.raises(ValueError, match="no records"):
         build_table(_records(), "cifar100", "random")
+
+
+def test_strong_table_from_records():
+    from advunlearn.report import strong_table
+
+    def strong(auc, tpr):
+        att = {"auc": auc, "tpr@0.1%": tpr / 10, "tpr@1%": tpr, "tpr@1%_ci": [0, 1], "n_pos": 10}
+        return {"lira_fixed": att, "rmia": dict(att, auc=auc - 0.1), "fresh_attacker": {"forget_vs_val": {"auc": 0.5}}}
+
+    recs = [dict(_rec("retrain", s), strong=strong(0.5 + 0.01 * s, 0.02)) for s in range(2)]
+    recs += [dict(_rec("ft", s), strong=strong(0.9, 0.4)) for s in range(2)]
+    recs.append(_rec("ga", 0))                                            # no strong entry: not listed
+    md = strong_table(recs)
+    lines = md.splitlines()
+    assert lines[0] == ("| Setting | Method | LiRA (fixed var.) AUC | LiRA (fixed var.) TPR@0.1% | "
+                        "LiRA (fixed var.) TPR@1% | RMIA AUC | RMIA TPR@0.1% | RMIA TPR@1% | Fresh attacker AUC |")
+    assert lines[2] == ("| Cifar-10 random Dense | Retrain | 0.505 ± 0.007 | 0.20 ± 0.00 | 2.00 ± 0.00 | "
+                        "0.405 ± 0.007 | 0.20 ± 0.00 | 2.00 ± 0.00 | 0.500 ± 0.000 |")
+    assert lines[3].startswith("| Cifar-10 random Dense | FT | 0.900 ± 0.000 | 4.00 ± 0.00 | 40.00 ± 0.00 |")
+    assert "GA" not in md
+    assert "No record" in strong_table([_rec("ft", 0)])
