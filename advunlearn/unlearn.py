@@ -1,0 +1,445 @@
+"""Algorithm 1 of the paper: adversarial unlearning as a min-max game plus the Barlow-Twins term.
+
+Every iteration draws three batches of the same size B -- D_r, D_f and D_v -- from endless random
+permutations (a ``torch.Generator`` seeded by ``seed``), then
+
+1. ``cfg.attacker_steps`` attacker updates by gradient **ascent** on L_A (eq. 1, section 3.1): the
+   attacker learns to tell the defender's outputs on D_f (members, label 1) from D_v (non-members,
+   label 0); the defender's features are detached.  Each attacker step draws its own D_f/D_v pair
+   of batches; the defender step reuses the last one (with ``attacker_steps=1`` this is exactly
+   Algorithm 1: one evaluation of D(x_f), D(x_v) per iteration);
+2. one defender update by gradient **descent** on
+   ``CE(D_r) + alpha * attacker_loss(kind=cfg.loss) + beta * V_ss(enc(x_f), enc(x_v))``
+   (eq. 3), with gradients flowing through the softmax ``p`` of the D_f and D_v batches into the
+   (updated, frozen-for-this-step) attacker; OMP masks are re-applied after every step.
+
+Choices the paper leaves open, stated here:
+
+* the attacker's optimiser is SGD with ``cfg.attacker_lr``, momentum 0.9 and SAMIA's weight decay
+  (``attacker_cfg.momentum`` / ``weight_decay``); the defender's is SGD with ``cfg.lr``,
+  ``cfg.momentum``, ``cfg.weight_decay`` (the paper's "stochastic gradient descent");
+* the defender is in train mode for its CE and V_ss forward (one forward of [x_r; x_f; x_v]);
+  the attacker's view of it (p and the sensitivity) is computed in eval mode, see
+  :mod:`advunlearn.attacker`; the attacker is in eval mode (running BatchNorm statistics, no
+  dropout) while it serves the defender's loss, in train mode for its own steps;
+* augmentation (``cfg.augment``) applies to the D_r batch only -- the attacker and V_ss see the
+  samples as they are (an attacker queries the real sample);
+* class-wise: after ``cfg.alpha_off_after`` iterations alpha is 0 (section 4.2), the attacker term
+  is dropped and the attacker is no longer trained (it would not influence anything);
+* D_v is split once (seeded) into a part the loop samples and a held-out part used only for the
+  history's attacker accuracy, the validation accuracy and the cross-correlation heatmap, so those
+  numbers are measured on samples the loop never touched.  D_f cannot be held out -- all of it must
+  be forgotten -- so the pairs are a fixed subsample of D_f against the held-out part of D_v.  When
+  this function pretrains the attacker itself, it uses D (members) vs the loop part of D_v.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attacker import (Attacker, IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
+                       make_tokens, pretrain_attacker, probs_and_sensitivity, probs_with_grad)
+from .config import AttackerConfig, ConfigError, UnlearnConfig, check_range
+from .losses import attacker_loss, barlow_twins_loss, cross_correlation
+from .models import check_defender
+from .prune import apply_masks
+from .train import autocast, make_sgd, prepare_model
+
+MAX_EVAL_SAMPLES = 2000   # fixed subsamples of D_f and D_r for the history's accuracies
+MAX_EVAL_PAIRS = 500      # held-out D_f / D_v pairs for the attacker accuracy and the heatmap
+MAX_HELDOUT_VAL = 1000    # at most this many D_v samples are held out of the loop
+CORR_SIZE = 32            # the recorded cross-correlation matrix is at most CORR_SIZE x CORR_SIZE
+
+Callback = Callable[[dict], None]
+
+
+@dataclass
+class History:
+    """What :func:`adversarial_unlearn` recorded: one dict per record, timings and settings."""
+
+    records: list[dict] = field(default_factory=list)
+    time_s: float = 0.0            # the whole call, attacker pretraining and record evaluation included
+    pretrain_time_s: float = 0.0   # attacker pretraining inside the call (0 if an attacker was given)
+    eval_time_s: float = 0.0       # spent computing records (not part of the method's cost)
+    config: dict = field(default_factory=dict)
+    attacker_report: dict | None = None
+    info: dict = field(default_factory=dict)
+    attacker: Any = None           # the final attacker (not serialised)
+
+    @property
+    def method_time_s(self) -> float:
+        """Run time of the method itself: total minus the time spent on records."""
+        return self.time_s - self.eval_time_s
+
+    def series(self, key: str) -> list:
+        """The values of ``key`` over the records (None where a record lacks it)."""
+        return [r.get(key) for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_dict(self) -> dict:
+        """JSON-able copy: arrays become nested lists, NaN becomes None."""
+        return _jsonable({"records": self.records, "time_s": self.time_s, "pretrain_time_s": self.pretrain_time_s,
+                          "eval_time_s": self.eval_time_s, "method_time_s": self.method_time_s,
+                          "config": self.config, "attacker_report": self.attacker_report, "info": self.info})
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, torch.Tensor):
+        return _jsonable(o.detach().cpu().tolist())
+    if isinstance(o, (np.floating, float)):
+        f = float(o)
+        return None if not math.isfinite(f) else f
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def split_validation(val_idx: torch.Tensor, seed: int = 0, frac: float = 0.5,
+                     max_heldout: int = MAX_HELDOUT_VAL) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split D_v once into (loop part, held-out part): ``frac`` of it, at most ``max_heldout``, is held out."""
+    val_idx = torch.as_tensor(val_idx).cpu()
+    if len(val_idx) < 2:
+        raise ConfigError(f"splits.val has {len(val_idx)} samples; allowed: at least 2 (one part is sampled by "
+                          "the loop, the other held out for evaluation)")
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    perm = val_idx[torch.randperm(len(val_idx), generator=g)]
+    n_hold = max(1, min(int(max_heldout), int(frac * len(val_idx)), len(val_idx) - 1))
+    return perm[n_hold:].sort().values, perm[:n_hold].sort().values
+
+
+# ---- validation -------------------------------------------------------------------------------
+def _as_unlearn_config(cfg) -> UnlearnConfig:
+    if cfg is None:
+        return UnlearnConfig()
+    if isinstance(cfg, UnlearnConfig):
+        c = cfg
+    elif isinstance(cfg, Mapping):
+        c = UnlearnConfig.from_dict(cfg)
+    else:
+        raise ConfigError(f"cfg={cfg!r} is not allowed; pass an UnlearnConfig, a mapping of its fields, or None")
+    # Re-check the fields a hand-built object could carry past __post_init__.
+    check_range("alpha", c.alpha, 0)
+    check_range("beta", c.beta, 0)
+    check_range("lambd", c.lambd, 0)
+    return c
+
+
+def _as_attacker_config(cfg) -> AttackerConfig:
+    if cfg is None:
+        return AttackerConfig()
+    if isinstance(cfg, AttackerConfig):
+        return cfg
+    if isinstance(cfg, Mapping):
+        return AttackerConfig.from_dict(cfg)
+    raise ConfigError(f"attacker_cfg={cfg!r} is not allowed; pass an AttackerConfig, a mapping, or None")
+
+
+def _check_splits(splits, data) -> None:
+    for name in ("train", "forget", "retain", "val"):
+        if not hasattr(splits, name):
+            raise ConfigError(f"splits has no field {name!r}; allowed: a Splits from advunlearn.data.make_splits "
+                              "(fields train, forget, retain, val)")
+    n_all = len(data.y)
+    for name in ("train", "forget", "retain", "val"):
+        ix = torch.as_tensor(getattr(splits, name)).cpu()
+        if ix.dtype not in (torch.int64, torch.int32) or ix.dim() != 1:
+            raise ConfigError(f"splits.{name} must be a 1-D integer index tensor; got dtype {ix.dtype}, shape "
+                              f"{tuple(ix.shape)}")
+        if len(ix) and (int(ix.min()) < 0 or int(ix.max()) >= n_all):
+            raise ConfigError(f"splits.{name} has indices outside the dataset; allowed: 0..{n_all - 1}")
+    forget = torch.as_tensor(splits.forget).cpu()
+    train = torch.as_tensor(splits.train).cpu()
+    if len(forget) == 0:
+        raise ConfigError("splits.forget is empty; allowed: a non-empty subset of splits.train")
+    outside = int((~torch.isin(forget, train)).sum())
+    if outside:
+        raise ConfigError(f"splits.forget has {outside} indices outside splits.train; allowed: a non-empty "
+                          "subset of splits.train (D_f must be part of the training set D)")
+    retain = torch.as_tensor(splits.retain).cpu()
+    if len(retain) == 0:
+        raise ConfigError("splits.retain is empty; allowed: a non-empty subset of splits.train")
+    if bool(torch.isin(retain, forget).any()):
+        raise ConfigError("splits.retain overlaps splits.forget; allowed: disjoint sets (D_r = D \\ D_f)")
+    if bool(torch.isin(torch.as_tensor(splits.val).cpu(), train).any()):
+        raise ConfigError("splits.val overlaps splits.train; allowed: validation samples never trained on")
+
+
+def _check_masks(model: nn.Module, masks) -> dict | None:
+    if masks is None:
+        return None
+    if not isinstance(masks, Mapping):
+        raise ConfigError(f"masks={type(masks).__name__} is not allowed; pass None or a dict "
+                          "{parameter name: bool tensor} from advunlearn.prune.omp")
+    params = dict(model.named_parameters())
+    for name, m in masks.items():
+        if name not in params:
+            raise ConfigError(f"masks has key {name!r}, which is not a parameter of the model; allowed keys: "
+                              f"{sorted(params)[:8]}...")
+        if tuple(m.shape) != tuple(params[name].shape):
+            raise ConfigError(f"masks[{name!r}] has shape {tuple(m.shape)}; allowed: the parameter's shape "
+                              f"{tuple(params[name].shape)}")
+    return dict(masks)
+
+
+def _has_mode_dependent_layers(model: nn.Module) -> bool:
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.modules.dropout._DropoutNd))
+               for m in model.modules())
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+def adversarial_unlearn(model: nn.Module, data, splits, cfg: UnlearnConfig | Mapping | None = None,
+                        attacker: nn.Module | None = None, attacker_cfg: AttackerConfig | Mapping | None = None,
+                        masks: dict | None = None, seed: int = 0, callbacks: Iterable[Callback] = (),
+                        progress: bool = True, eval_every: int | None = None) -> tuple[nn.Module, History]:
+    """Run Algorithm 1 on ``model`` in place; return ``(model, history)``.
+
+    ``attacker``: a pretrained :class:`~advunlearn.attacker.Attacker` (it is trained further in
+    place); None pretrains one with ``attacker_cfg`` on D (members) vs the loop part of D_v.
+    ``masks``: OMP masks kept exact after every defender step.  ``callbacks`` receive every record
+    dict.  A record is made before the first step (iteration 0), every ``eval_every`` iterations
+    (default ``cfg.record_every``) and after the last one.
+    """
+    t_start = time.perf_counter()
+    cfg = _as_unlearn_config(cfg)
+    attacker_cfg = _as_attacker_config(attacker_cfg)
+    check_defender(model)
+    check_range("seed", seed, 0, integer=True)
+    every = cfg.record_every if eval_every is None else eval_every
+    check_range("eval_every", every, 1, integer=True)
+    _check_splits(splits, data)
+    masks = _check_masks(model, masks)
+    k_classes = int(data.num_classes)
+    if getattr(model, "num_classes", k_classes) != k_classes:
+        raise ConfigError(f"model.num_classes={model.num_classes} does not match the dataset's {k_classes} classes")
+    if attacker is not None and getattr(attacker, "num_classes", k_classes) != k_classes:
+        raise ConfigError(f"attacker.num_classes={attacker.num_classes} is not allowed; it must equal the "
+                          f"dataset's number of classes ({k_classes})")
+    callbacks = list(callbacks)
+
+    dev = data.device
+    prepare_model(model, dev)
+    if masks:
+        apply_masks(model, masks)
+    noise, n_noise = cfg.sensitivity_noise, attacker_cfg.noise_samples
+    loop_val, held_val = split_validation(splits.val, seed)
+
+    hist = History(config={"unlearn": cfg.to_dict(), "attacker": attacker_cfg.to_dict(), "seed": int(seed),
+                           "record_every": int(every)})
+
+    # -- attacker pretraining (D vs the loop part of D_v), 1,000 iterations by default --
+    if attacker is None:
+        acfg = attacker_cfg.updated(sensitivity_noise=noise)
+        attacker, rep = pretrain_attacker(model, data, splits.train, loop_val, acfg, seed=seed, progress=progress)
+        hist.attacker_report, hist.pretrain_time_s = rep, rep["time_s"]
+    attacker.to(dev)
+
+    # -- fixed evaluation sets for the records --
+    ev = _EvalSets.build(splits, held_val, seed)
+    hist.info.update({"n_forget": len(splits.forget), "n_retain": len(splits.retain), "n_val_loop": len(loop_val),
+                      "n_val_heldout": len(held_val), "n_eval_pairs": len(ev.pair_f),
+                      "eval_forget": len(ev.forget), "eval_retain": len(ev.retain)})
+
+    # -- optimisers, samplers --
+    def_opt = make_sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+    att_opt = torch.optim.SGD(attacker.parameters(), lr=cfg.attacker_lr, momentum=attacker_cfg.momentum,
+                              weight_decay=attacker_cfg.weight_decay)
+    gen = torch.Generator().manual_seed(int(seed))
+    dgen = torch.Generator(device=dev).manual_seed(int(seed) + 1)  # noise and augmentation
+    r_idx, f_idx, v_idx = (torch.as_tensor(t).to(dev) for t in (splits.retain, splits.forget, loop_val))
+    cyc_r, cyc_f, cyc_v = IndexCycler(len(r_idx), gen), IndexCycler(len(f_idx), gen), IndexCycler(len(v_idx), gen)
+    B = cfg.batch_size
+    ce_fn = nn.CrossEntropyLoss()
+    # Without BatchNorm/dropout train- and eval-mode outputs coincide, so p can come from the same
+    # forward as CE and V_ss (saves a forward; the value is identical).
+    reuse_forward = not _has_mode_dependent_layers(model)
+    att_params = list(attacker.parameters())
+
+    sums = {k: torch.zeros((), device=dev) for k in ("attacker_loss", "defender_adv", "ce", "vss")}
+    counts = {"attacker_loss": 0, "defender_adv": 0, "ce": 0, "vss": 0}
+    t_eval = 0.0
+
+    def record(it: int, alpha_now: float) -> None:
+        nonlocal t_eval
+        t0 = time.perf_counter()
+        rec = {"iteration": it, "alpha": float(alpha_now)}
+        for key in sums:  # one host sync per value, only here
+            rec[key] = float(sums[key]) / counts[key] if counts[key] else float("nan")
+            sums[key].zero_()
+            counts[key] = 0
+        rec.update(ev.evaluate(model, attacker, data, noise, n_noise, cfg.lambd, seed))
+        rec["time_s"] = time.perf_counter() - t_start - t_eval - hist.pretrain_time_s
+        hist.records.append(rec)
+        for cb in callbacks:
+            cb(rec)
+        if bar is not None:
+            bar.set_postfix(forget=f"{rec['forget_acc']:.1f}", retain=f"{rec['retain_acc']:.1f}",
+                            att=f"{rec['attacker_acc']:.0f}")
+        t_eval += time.perf_counter() - t0
+
+    bar = _progress(cfg.iterations, progress)
+    record(0, cfg.alpha)
+    for it in range(cfg.iterations):
+        alpha = 0.0 if (cfg.alpha_off_after is not None and it >= cfg.alpha_off_after) else cfg.alpha
+        adversarial = alpha > 0
+
+        # ---- 1. attacker: gradient ascent on L_A with the defender's outputs detached ----
+        tokens = None
+        n_att = cfg.attacker_steps if adversarial else 0
+        for _ in range(max(n_att, 1 if adversarial else 0)):
+            fb, vb = f_idx[cyc_f.next(B).to(dev)], v_idx[cyc_v.next(B).to(dev)]
+            x_fv, y_fv = data.batch(torch.cat([fb, vb]))
+            p, s = probs_and_sensitivity(model, x_fv, noise, n_noise, dgen)  # one batched forward, 11 x 2B
+            if n_att == 0:
+                break  # attacker_steps=0: a frozen attacker, the batch serves the defender step
+            attacker.train()
+            tokens = make_tokens(p, s, y_fv, k_classes)
+            logit = attacker(tokens)
+            la = attacker_loss(logit[:B], logit[B:], "minimax")
+            att_opt.zero_grad(set_to_none=True)
+            (-la).backward()  # descent on -L_A == ascent on L_A
+            att_opt.step()
+            sums["attacker_loss"] += la.detach()
+            counts["attacker_loss"] += 1
+        if not adversarial:  # alpha is off: D_f/D_v batches only feed V_ss
+            fb, vb = f_idx[cyc_f.next(B).to(dev)], v_idx[cyc_v.next(B).to(dev)]
+            x_fv, y_fv = data.batch(torch.cat([fb, vb]))
+
+        # ---- 2. defender: descent on CE(D_r) + alpha * L_A(kind) + beta * V_ss ----
+        model.train()
+        rb = r_idx[cyc_r.next(B).to(dev)]
+        x_r, y_r = data.batch(rb, augment=cfg.augment, generator=dgen)
+        with autocast(dev):
+            z = model.encoder(torch.cat([x_r, x_fv]))
+            logits = model.fc(z)
+        ce = ce_fn(logits[:B].float(), y_r)
+        vss = barlow_twins_loss(z[B:2 * B], z[2 * B:], cfg.lambd)
+        loss = ce + cfg.beta * vss
+        if adversarial:
+            if reuse_forward:
+                p_grad = torch.softmax(logits[B:].float(), dim=-1)
+            else:
+                p_grad = probs_with_grad(model, x_fv)
+            # s stays detached (see advunlearn.attacker); the attacker is frozen and in eval mode.
+            for q in att_params:
+                q.requires_grad_(False)
+            with eval_mode(attacker):
+                logit = attacker(make_tokens(p_grad, s, y_fv, k_classes))
+            for q in att_params:
+                q.requires_grad_(True)
+            adv = attacker_loss(logit[:B], logit[B:], cfg.loss)
+            loss = loss + alpha * adv
+            sums["defender_adv"] += adv.detach()
+            counts["defender_adv"] += 1
+        def_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        def_opt.step()
+        if masks:
+            apply_masks(model, masks)
+        sums["ce"] += ce.detach()
+        sums["vss"] += vss.detach()
+        counts["ce"] += 1
+        counts["vss"] += 1
+        if bar is not None:
+            bar.update(1)
+        done = it + 1
+        if done % every == 0 or done == cfg.iterations:
+            record(done, alpha)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    attacker.eval()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    hist.eval_time_s = t_eval
+    hist.time_s = time.perf_counter() - t_start
+    hist.attacker = attacker
+    return model, hist
+
+
+@dataclass
+class _EvalSets:
+    """Fixed index sets for the records (all CPU index tensors)."""
+
+    forget: torch.Tensor
+    retain: torch.Tensor
+    val: torch.Tensor
+    pair_f: torch.Tensor
+    pair_v: torch.Tensor
+    corr_idx: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, splits, held_val: torch.Tensor, seed: int) -> "_EvalSets":
+        g = torch.Generator().manual_seed(int(seed) + 104729)
+
+        def sub(ix, n):
+            ix = torch.as_tensor(ix).cpu()
+            return ix if len(ix) <= n else ix[torch.randperm(len(ix), generator=g)[:n]].sort().values
+
+        pf, pv = balanced_pairs(splits.forget, held_val, seed=seed + 31, max_n=MAX_EVAL_PAIRS)
+        return cls(sub(splits.forget, MAX_EVAL_SAMPLES), sub(splits.retain, MAX_EVAL_SAMPLES),
+                   torch.as_tensor(held_val).cpu(), pf, pv)
+
+    @torch.no_grad()
+    def evaluate(self, model, attacker, data, noise, n_noise, lambd, seed) -> dict:
+        dev = data.device
+        out = {}
+        with eval_mode(model):
+            for name, ix in (("forget_acc", self.forget), ("retain_acc", self.retain), ("val_acc", self.val)):
+                xb, yb = data.batch(ix.to(dev))
+                with autocast(dev):
+                    pred = model(xb).argmax(1)
+                out[name] = 100.0 * float((pred == yb).float().mean())
+            # attacker on the fixed held-out pairs; the same noise draw at every record
+            gen = torch.Generator(device=dev).manual_seed(int(seed) + 1299709)
+            tf = attack_features(model, data, self.pair_f, noise, n_noise, generator=gen)
+            tv = attack_features(model, data, self.pair_v, noise, n_noise, generator=gen)
+            with eval_mode(attacker):
+                lf, lv = attacker(tf), attacker(tv)
+            m = binary_metrics(lf, lv)
+            out["attacker_acc"], out["attacker_auc"] = m["acc"], m["auc"]
+            out["attacker_loss_eval"] = float(attacker_loss(lf, lv, "minimax"))
+            # features of the same pairs: the current cross-correlation matrix
+            if len(self.pair_f) >= 2:
+                zf = model.encoder(data.batch(self.pair_f.to(dev))[0]).float()
+                zv = model.encoder(data.batch(self.pair_v.to(dev))[0]).float()
+                c = cross_correlation(zf, zv)
+                if self.corr_idx is None:
+                    # the CORR_SIZE most variable features on held-out D_v, fixed for the whole run
+                    var = zv.var(0)
+                    k = min(CORR_SIZE, len(var))
+                    self.corr_idx = torch.topk(var, k).indices.sort().values.cpu()
+                ci = self.corr_idx.to(c.device)
+                out["corr"] = c[ci][:, ci].cpu().numpy().astype(np.float32)
+                diag = torch.diagonal(c)
+                out["corr_diag_mean"] = float(diag.mean())
+                out["vss_eval"] = float(barlow_twins_loss(zf, zv, lambd))
+            else:
+                out["corr"], out["corr_diag_mean"], out["vss_eval"] = np.zeros((0, 0), np.float32), float("nan"), float("nan")
+        return out
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or os.environ.get("ADVUNLEARN_PROGRESS", "1") == "0":
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="unlearn", leave=False)
+
+
+__all__ = ["adversarial_unlearn", "History", "split_validation"]
