@@ -55,6 +55,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should be readable like any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
