@@ -131,7 +131,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     n = x.numel()
     r = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
     keep = r.view(torch.uint8)[:n].view(x.shape) >= thr
-    return x * (keep.to(x.dtype) * (256.0 / (256 - thr)))
+    return torch.where(keep, x, 0.0) * (256.0 / (256 - thr))
 
 
 class EncoderLayer(nn.TransformerEncoderLayer):
@@ -181,7 +181,11 @@ class Attacker(nn.Module):
             raise ConfigError(f"tokens shape {tuple(tokens.shape)} does not fit an attacker for "
                               f"num_classes={self.num_classes}; expected (N, {self.num_classes}, 3)")
         h = self.norm(tokens.reshape(n, k * 3)).view(n, k, 3)
-        h = self.encoder(self.embed(h))
+        h = self.embed(h)
+        # The layers of self.encoder applied in turn: what nn.TransformerEncoder does without masks
+        # or final norm, minus its per-call mask and fast-path checks.
+        for layer in self.encoder.layers:
+            h = layer(h)
         return self.head(h.reshape(n, -1)).squeeze(-1)
 
     def prob(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -196,18 +200,30 @@ def make_attacker_optimizer(params, lr: float, momentum: float, weight_decay: fl
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-def binary_metrics(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> dict[str, float]:
-    """Accuracy (threshold 0.5) and ROC AUC (percent / [0, 1]) of member logits vs non-member logits."""
-    from sklearn.metrics import roc_auc_score
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC AUC of scores ``pos`` (members) vs ``neg`` (non-members): the Mann-Whitney U statistic with
+    average ranks for ties (equals sklearn's ``roc_auc_score``; no sklearn import on the hot path)."""
+    pos, neg = np.asarray(pos, np.float64).ravel(), np.asarray(neg, np.float64).ravel()
+    n_p, n_n = len(pos), len(neg)
+    if n_p == 0 or n_n == 0:
+        return float("nan")
+    scores = np.concatenate([pos, neg])
+    order = np.argsort(scores, kind="mergesort")
+    _, inv, counts = np.unique(scores[order], return_inverse=True, return_counts=True)
+    avg_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct value
+    ranks = np.empty(len(scores))
+    ranks[order] = avg_rank[inv]
+    return float((ranks[:n_p].sum() - n_p * (n_p + 1) / 2.0) / (n_p * n_n))
 
+
+def binary_metrics(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> dict[str, float]:
+    """Accuracy in percent (threshold: logit 0, i.e. A = 0.5) and ROC AUC of member vs non-member logits."""
     lp = logit_pos.detach().float().cpu().numpy()
     ln = logit_neg.detach().float().cpu().numpy()
     if len(lp) == 0 or len(ln) == 0:
         return {"acc": float("nan"), "auc": float("nan")}
     acc = 100.0 * (float((lp > 0).sum()) + float((ln <= 0).sum())) / (len(lp) + len(ln))
-    scores = np.concatenate([lp, ln])
-    labels = np.concatenate([np.ones(len(lp)), np.zeros(len(ln))])
-    return {"acc": acc, "auc": float(roc_auc_score(labels, scores))}
+    return {"acc": acc, "auc": roc_auc(lp, ln)}
 
 
 @torch.no_grad()
@@ -357,5 +373,5 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 __all__ = ["Attacker", "attack_features", "pretrain_attacker", "evaluate_attacker", "make_tokens",
-           "probs_and_sensitivity", "probs_with_grad", "binary_metrics", "balanced_pairs", "IndexCycler",
+           "probs_and_sensitivity", "probs_with_grad", "binary_metrics", "roc_auc", "balanced_pairs", "IndexCycler",
            "eval_mode", "make_attacker_optimizer"]

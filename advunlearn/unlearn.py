@@ -47,7 +47,7 @@ from torch import nn
 
 from .attacker import (Attacker, IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
                        make_tokens, pretrain_attacker, probs_and_sensitivity, probs_with_grad)
-from .config import AttackerConfig, ConfigError, UnlearnConfig, check_range
+from .config import AttackerConfig, ConfigError, UnlearnConfig, check_choice, check_range
 from .losses import attacker_loss, barlow_twins_loss, cross_correlation
 from .models import check_defender
 from .prune import apply_masks
@@ -203,173 +203,262 @@ def _has_mode_dependent_layers(model: nn.Module) -> bool:
 
 
 # ---- the loop ---------------------------------------------------------------------------------
+class AdversarialUnlearner:
+    """Algorithm 1 as a steppable object (notebooks can drive it one iteration at a time).
+
+    ``step()`` runs one iteration (attacker steps, then the defender step); ``record()`` evaluates
+    and appends a history record; ``run()`` does all ``cfg.iterations``.  The constructor validates
+    every input before any work and pretrains the attacker when none is given.
+    """
+
+    def __init__(self, model: nn.Module, data, splits, cfg: UnlearnConfig | Mapping | None = None,
+                 attacker: nn.Module | None = None, attacker_cfg: AttackerConfig | Mapping | None = None,
+                 masks: dict | None = None, seed: int = 0, callbacks: Iterable[Callback] = (),
+                 progress: bool = True, eval_every: int | None = None):
+        self.t_start = time.perf_counter()
+        cfg = _as_unlearn_config(cfg)
+        attacker_cfg = _as_attacker_config(attacker_cfg)
+        check_defender(model)
+        check_range("seed", seed, 0, integer=True)
+        every = cfg.record_every if eval_every is None else eval_every
+        check_range("eval_every", every, 1, integer=True)
+        _check_splits(splits, data)
+        masks = _check_masks(model, masks)
+        k_classes = int(data.num_classes)
+        if getattr(model, "num_classes", k_classes) != k_classes:
+            raise ConfigError(f"model.num_classes={model.num_classes} is not allowed; it must equal the dataset's "
+                              f"number of classes ({k_classes})")
+        if attacker is not None and getattr(attacker, "num_classes", k_classes) != k_classes:
+            raise ConfigError(f"attacker.num_classes={attacker.num_classes} is not allowed; it must equal the "
+                              f"dataset's number of classes ({k_classes})")
+
+        self.model, self.data, self.splits, self.cfg, self.attacker_cfg = model, data, splits, cfg, attacker_cfg
+        self.masks, self.seed, self.every, self.k = masks, int(seed), int(every), k_classes
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.dev = dev = data.device
+        prepare_model(model, dev)
+        if masks:
+            apply_masks(model, masks)
+        self.noise, self.n_noise = cfg.sensitivity_noise, attacker_cfg.noise_samples
+        self.loop_val, self.held_val = split_validation(splits.val, seed)
+        self.history = History(config={"unlearn": cfg.to_dict(), "attacker": attacker_cfg.to_dict(),
+                                       "seed": self.seed, "record_every": self.every})
+
+        # attacker pretraining: D (members) vs the loop part of D_v, 1,000 iterations by default
+        if attacker is None:
+            acfg = attacker_cfg.updated(sensitivity_noise=self.noise)
+            attacker, rep = pretrain_attacker(model, data, splits.train, self.loop_val, acfg, seed=seed,
+                                              progress=progress)
+            self.history.attacker_report, self.history.pretrain_time_s = rep, rep["time_s"]
+        self.attacker = attacker.to(dev)
+        self._att_params = list(attacker.parameters())
+
+        self.eval_sets = _EvalSets.build(splits, self.held_val, seed)
+        self.history.info.update({
+            "n_forget": len(splits.forget), "n_retain": len(splits.retain), "n_val_loop": len(self.loop_val),
+            "n_val_heldout": len(self.held_val), "n_eval_pairs": len(self.eval_sets.pair_f),
+            "eval_forget": len(self.eval_sets.forget), "eval_retain": len(self.eval_sets.retain)})
+
+        self.def_opt = make_sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+        # The paper does not name the attacker's optimiser: SGD, momentum 0.9 (SAMIA's), at cfg.attacker_lr.
+        self.att_opt = torch.optim.SGD(attacker.parameters(), lr=cfg.attacker_lr, momentum=attacker_cfg.momentum,
+                                       weight_decay=attacker_cfg.weight_decay)
+        self.gen = torch.Generator().manual_seed(self.seed)                     # batch order
+        self.dgen = torch.Generator(device=dev).manual_seed(self.seed + 1)     # noise, augmentation
+        self.r_idx, self.f_idx, self.v_idx = (torch.as_tensor(t).to(dev)
+                                              for t in (splits.retain, splits.forget, self.loop_val))
+        self.cyc_r = IndexCycler(len(self.r_idx), self.gen)
+        self.cyc_f = IndexCycler(len(self.f_idx), self.gen)
+        self.cyc_v = IndexCycler(len(self.v_idx), self.gen)
+        self.ce_fn = nn.CrossEntropyLoss()
+        # Without BatchNorm/dropout, train- and eval-mode outputs coincide, so p can come from the
+        # defender's own forward (one forward saved; the value is identical).
+        self.reuse_forward = not _has_mode_dependent_layers(model)
+        self.iteration = 0
+        self._alpha_last = self.alpha_at(0)
+        self._sums = {k: torch.zeros((), device=dev) for k in ("attacker_loss", "defender_adv", "ce", "vss")}
+        self._counts = dict.fromkeys(self._sums, 0)
+        self._t_eval = 0.0
+        self._bar = None
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def alpha_at(self, iteration: int) -> float:
+        """alpha in effect at (0-based) ``iteration``: 0 from ``cfg.alpha_off_after`` on (class-wise)."""
+        off = self.cfg.alpha_off_after
+        return 0.0 if (off is not None and iteration >= off) else float(self.cfg.alpha)
+
+    def next_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next D_f and D_v index batches (size B each, on the device)."""
+        B, dev = self.cfg.batch_size, self.dev
+        return self.f_idx[self.cyc_f.next(B).to(dev)], self.v_idx[self.cyc_v.next(B).to(dev)]
+
+    def attack_batch(self, fb: torch.Tensor, vb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, labels and the detached sensitivity of [D_f batch; D_v batch] (one batched forward)."""
+        x, y = self.data.batch(torch.cat([fb, vb]))
+        p, s = probs_and_sensitivity(self.model, x, self.noise, self.n_noise, self.dgen)
+        return x, y, s, p
+
+    def attacker_step(self, fb: torch.Tensor, vb: torch.Tensor):
+        """One gradient-ascent step of the attacker on L_A (defender outputs detached); returns
+        (L_A before the step, the batch for the defender step)."""
+        x, y, s, p = self.attack_batch(fb, vb)
+        self.attacker.train()
+        logit = self.attacker(make_tokens(p, s, y, self.k))
+        la = attacker_loss(logit[:len(fb)], logit[len(fb):], "minimax")
+        self.att_opt.zero_grad(set_to_none=True)
+        (-la).backward()  # descent on -L_A == ascent on L_A
+        self.att_opt.step()
+        return la.detach(), (x, y, s, len(fb))
+
+    def defender_step(self, rb: torch.Tensor, batch, alpha: float) -> dict[str, torch.Tensor]:
+        """One descent step on CE(D_r) + alpha * attacker_loss(cfg.loss) + beta * V_ss; masks re-applied."""
+        cfg, model = self.cfg, self.model
+        x_fv, y_fv, s, nf = batch
+        B = len(rb)
+        model.train()
+        x_r, y_r = self.data.batch(rb, augment=cfg.augment, generator=self.dgen)
+        with autocast(self.dev):
+            z = model.encoder(torch.cat([x_r, x_fv]))
+            logits = model.fc(z)
+        ce = self.ce_fn(logits[:B].float(), y_r)
+        vss = barlow_twins_loss(z[B:B + nf], z[B + nf:], cfg.lambd)
+        loss = ce + cfg.beta * vss
+        out = {"ce": ce.detach(), "vss": vss.detach()}
+        if alpha > 0:
+            if self.reuse_forward:
+                p_grad = torch.softmax(logits[B:].float(), dim=-1)
+            else:
+                p_grad = probs_with_grad(model, x_fv)
+            # p carries the gradient, s stays detached; the attacker is frozen and in eval mode.
+            for q in self._att_params:
+                q.requires_grad_(False)
+            try:
+                with eval_mode(self.attacker):
+                    logit = self.attacker(make_tokens(p_grad, s, y_fv, self.k))
+            finally:
+                for q in self._att_params:
+                    q.requires_grad_(True)
+            adv = attacker_loss(logit[:nf], logit[nf:], cfg.loss)
+            loss = loss + alpha * adv
+            out["defender_adv"] = adv.detach()
+        self.def_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.def_opt.step()
+        if self.masks:
+            apply_masks(model, self.masks)
+        return out
+
+    def step(self) -> None:
+        """One iteration of Algorithm 1."""
+        cfg = self.cfg
+        alpha = self.alpha_at(self.iteration)
+        batch = None
+        if alpha > 0:
+            for _ in range(cfg.attacker_steps):
+                la, batch = self.attacker_step(*self.next_batches())
+                self._sums["attacker_loss"] += la
+                self._counts["attacker_loss"] += 1
+        if batch is None:  # alpha off or attacker_steps == 0: the D_f/D_v batch still feeds V_ss (and L_A)
+            fb, vb = self.next_batches()
+            x, y, s, _ = self.attack_batch(fb, vb) if alpha > 0 else (*self.data.batch(torch.cat([fb, vb])), None, None)
+            batch = (x, y, s, len(fb))
+        rb = self.r_idx[self.cyc_r.next(cfg.batch_size).to(self.dev)]
+        for key, v in self.defender_step(rb, batch, alpha).items():
+            self._sums[key] += v
+            self._counts[key] += 1
+        self.iteration += 1
+        self._alpha_last = alpha
+
+    @torch.no_grad()
+    def objective(self, fb: torch.Tensor, vb: torch.Tensor, seed: int = 0, kind: str = "minimax",
+                  attacker_mode: str = "eval") -> float:
+        """L_A (or the defender's ``kind`` term) of the current pair on fixed batches with the noise
+        drawn from ``seed``; ``attacker_mode="train"`` evaluates what an attacker step optimises
+        (batch statistics; BatchNorm buffers are restored afterwards).  For tests and inspection."""
+        check_choice("attacker_mode", attacker_mode, ("eval", "train"))
+        x, y = self.data.batch(torch.cat([fb, vb]))
+        gen = torch.Generator(device=self.dev).manual_seed(int(seed))
+        p, s = probs_and_sensitivity(self.model, x, self.noise, self.n_noise, gen)
+        tokens = make_tokens(p, s, y, self.k)
+        if attacker_mode == "eval":
+            with eval_mode(self.attacker):
+                logit = self.attacker(tokens)
+        else:
+            buffers = {n: b.clone() for n, b in self.attacker.named_buffers()}
+            was = self.attacker.training
+            self.attacker.train()
+            logit = self.attacker(tokens)
+            self.attacker.train(was)
+            for n, b in self.attacker.named_buffers():
+                b.copy_(buffers[n])
+        return float(attacker_loss(logit[:len(fb)], logit[len(fb):], kind))
+
+    def record(self) -> dict:
+        """Evaluate now, append a record to the history and hand it to every callback."""
+        t0 = time.perf_counter()
+        rec = {"iteration": self.iteration, "alpha": self._alpha_last}
+        for key in self._sums:  # host syncs only here
+            rec[key] = float(self._sums[key]) / self._counts[key] if self._counts[key] else float("nan")
+            self._sums[key].zero_()
+            self._counts[key] = 0
+        rec.update(self.eval_sets.evaluate(self.model, self.attacker, self.data, self.noise, self.n_noise,
+                                           self.cfg.lambd, self.seed))
+        rec["time_s"] = time.perf_counter() - self.t_start - self._t_eval - self.history.pretrain_time_s
+        self.history.records.append(rec)
+        for cb in self.callbacks:
+            cb(rec)
+        if self._bar is not None:
+            self._bar.set_postfix(forget=f"{rec['forget_acc']:.1f}", retain=f"{rec['retain_acc']:.1f}",
+                                  att=f"{rec['attacker_acc']:.0f}")
+        self._t_eval += time.perf_counter() - t0
+        return rec
+
+    def run(self) -> tuple[nn.Module, History]:
+        """All ``cfg.iterations`` iterations with records at 0, every ``eval_every`` and at the end."""
+        total = self.cfg.iterations
+        self._bar = _progress(total - self.iteration, self.progress)
+        if self.iteration == 0 and not self.history.records:
+            self.record()
+        while self.iteration < total:
+            self.step()
+            if self._bar is not None:
+                self._bar.update(1)
+            if self.iteration % self.every == 0 or self.iteration == total:
+                self.record()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        return self.finish()
+
+    def finish(self) -> tuple[nn.Module, History]:
+        """Put both networks in eval mode and fill in the history's timings."""
+        self.model.eval()
+        self.attacker.eval()
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+        h = self.history
+        h.eval_time_s = self._t_eval
+        h.time_s = time.perf_counter() - self.t_start
+        h.attacker = self.attacker
+        return self.model, h
+
+
 def adversarial_unlearn(model: nn.Module, data, splits, cfg: UnlearnConfig | Mapping | None = None,
                         attacker: nn.Module | None = None, attacker_cfg: AttackerConfig | Mapping | None = None,
                         masks: dict | None = None, seed: int = 0, callbacks: Iterable[Callback] = (),
                         progress: bool = True, eval_every: int | None = None) -> tuple[nn.Module, History]:
     """Run Algorithm 1 on ``model`` in place; return ``(model, history)``.
 
-    ``attacker``: a pretrained :class:`~advunlearn.attacker.Attacker` (it is trained further in
-    place); None pretrains one with ``attacker_cfg`` on D (members) vs the loop part of D_v.
+    ``attacker``: a pretrained :class:`~advunlearn.attacker.Attacker` (trained further in place);
+    None pretrains one with ``attacker_cfg`` on D (members) vs the loop part of D_v.
     ``masks``: OMP masks kept exact after every defender step.  ``callbacks`` receive every record
-    dict.  A record is made before the first step (iteration 0), every ``eval_every`` iterations
-    (default ``cfg.record_every``) and after the last one.
+    dict.  Records are made before the first step (iteration 0), every ``eval_every`` iterations
+    (default ``cfg.record_every``) and after the last one.  ``history.time_s`` is the whole call;
+    ``history.method_time_s`` leaves out the records' evaluation.
     """
-    t_start = time.perf_counter()
-    cfg = _as_unlearn_config(cfg)
-    attacker_cfg = _as_attacker_config(attacker_cfg)
-    check_defender(model)
-    check_range("seed", seed, 0, integer=True)
-    every = cfg.record_every if eval_every is None else eval_every
-    check_range("eval_every", every, 1, integer=True)
-    _check_splits(splits, data)
-    masks = _check_masks(model, masks)
-    k_classes = int(data.num_classes)
-    if getattr(model, "num_classes", k_classes) != k_classes:
-        raise ConfigError(f"model.num_classes={model.num_classes} does not match the dataset's {k_classes} classes")
-    if attacker is not None and getattr(attacker, "num_classes", k_classes) != k_classes:
-        raise ConfigError(f"attacker.num_classes={attacker.num_classes} is not allowed; it must equal the "
-                          f"dataset's number of classes ({k_classes})")
-    callbacks = list(callbacks)
-
-    dev = data.device
-    prepare_model(model, dev)
-    if masks:
-        apply_masks(model, masks)
-    noise, n_noise = cfg.sensitivity_noise, attacker_cfg.noise_samples
-    loop_val, held_val = split_validation(splits.val, seed)
-
-    hist = History(config={"unlearn": cfg.to_dict(), "attacker": attacker_cfg.to_dict(), "seed": int(seed),
-                           "record_every": int(every)})
-
-    # -- attacker pretraining (D vs the loop part of D_v), 1,000 iterations by default --
-    if attacker is None:
-        acfg = attacker_cfg.updated(sensitivity_noise=noise)
-        attacker, rep = pretrain_attacker(model, data, splits.train, loop_val, acfg, seed=seed, progress=progress)
-        hist.attacker_report, hist.pretrain_time_s = rep, rep["time_s"]
-    attacker.to(dev)
-
-    # -- fixed evaluation sets for the records --
-    ev = _EvalSets.build(splits, held_val, seed)
-    hist.info.update({"n_forget": len(splits.forget), "n_retain": len(splits.retain), "n_val_loop": len(loop_val),
-                      "n_val_heldout": len(held_val), "n_eval_pairs": len(ev.pair_f),
-                      "eval_forget": len(ev.forget), "eval_retain": len(ev.retain)})
-
-    # -- optimisers, samplers --
-    def_opt = make_sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-    att_opt = torch.optim.SGD(attacker.parameters(), lr=cfg.attacker_lr, momentum=attacker_cfg.momentum,
-                              weight_decay=attacker_cfg.weight_decay)
-    gen = torch.Generator().manual_seed(int(seed))
-    dgen = torch.Generator(device=dev).manual_seed(int(seed) + 1)  # noise and augmentation
-    r_idx, f_idx, v_idx = (torch.as_tensor(t).to(dev) for t in (splits.retain, splits.forget, loop_val))
-    cyc_r, cyc_f, cyc_v = IndexCycler(len(r_idx), gen), IndexCycler(len(f_idx), gen), IndexCycler(len(v_idx), gen)
-    B = cfg.batch_size
-    ce_fn = nn.CrossEntropyLoss()
-    # Without BatchNorm/dropout train- and eval-mode outputs coincide, so p can come from the same
-    # forward as CE and V_ss (saves a forward; the value is identical).
-    reuse_forward = not _has_mode_dependent_layers(model)
-    att_params = list(attacker.parameters())
-
-    sums = {k: torch.zeros((), device=dev) for k in ("attacker_loss", "defender_adv", "ce", "vss")}
-    counts = {"attacker_loss": 0, "defender_adv": 0, "ce": 0, "vss": 0}
-    t_eval = 0.0
-
-    def record(it: int, alpha_now: float) -> None:
-        nonlocal t_eval
-        t0 = time.perf_counter()
-        rec = {"iteration": it, "alpha": float(alpha_now)}
-        for key in sums:  # one host sync per value, only here
-            rec[key] = float(sums[key]) / counts[key] if counts[key] else float("nan")
-            sums[key].zero_()
-            counts[key] = 0
-        rec.update(ev.evaluate(model, attacker, data, noise, n_noise, cfg.lambd, seed))
-        rec["time_s"] = time.perf_counter() - t_start - t_eval - hist.pretrain_time_s
-        hist.records.append(rec)
-        for cb in callbacks:
-            cb(rec)
-        if bar is not None:
-            bar.set_postfix(forget=f"{rec['forget_acc']:.1f}", retain=f"{rec['retain_acc']:.1f}",
-                            att=f"{rec['attacker_acc']:.0f}")
-        t_eval += time.perf_counter() - t0
-
-    bar = _progress(cfg.iterations, progress)
-    record(0, cfg.alpha)
-    for it in range(cfg.iterations):
-        alpha = 0.0 if (cfg.alpha_off_after is not None and it >= cfg.alpha_off_after) else cfg.alpha
-        adversarial = alpha > 0
-
-        # ---- 1. attacker: gradient ascent on L_A with the defender's outputs detached ----
-        tokens = None
-        n_att = cfg.attacker_steps if adversarial else 0
-        for _ in range(max(n_att, 1 if adversarial else 0)):
-            fb, vb = f_idx[cyc_f.next(B).to(dev)], v_idx[cyc_v.next(B).to(dev)]
-            x_fv, y_fv = data.batch(torch.cat([fb, vb]))
-            p, s = probs_and_sensitivity(model, x_fv, noise, n_noise, dgen)  # one batched forward, 11 x 2B
-            if n_att == 0:
-                break  # attacker_steps=0: a frozen attacker, the batch serves the defender step
-            attacker.train()
-            tokens = make_tokens(p, s, y_fv, k_classes)
-            logit = attacker(tokens)
-            la = attacker_loss(logit[:B], logit[B:], "minimax")
-            att_opt.zero_grad(set_to_none=True)
-            (-la).backward()  # descent on -L_A == ascent on L_A
-            att_opt.step()
-            sums["attacker_loss"] += la.detach()
-            counts["attacker_loss"] += 1
-        if not adversarial:  # alpha is off: D_f/D_v batches only feed V_ss
-            fb, vb = f_idx[cyc_f.next(B).to(dev)], v_idx[cyc_v.next(B).to(dev)]
-            x_fv, y_fv = data.batch(torch.cat([fb, vb]))
-
-        # ---- 2. defender: descent on CE(D_r) + alpha * L_A(kind) + beta * V_ss ----
-        model.train()
-        rb = r_idx[cyc_r.next(B).to(dev)]
-        x_r, y_r = data.batch(rb, augment=cfg.augment, generator=dgen)
-        with autocast(dev):
-            z = model.encoder(torch.cat([x_r, x_fv]))
-            logits = model.fc(z)
-        ce = ce_fn(logits[:B].float(), y_r)
-        vss = barlow_twins_loss(z[B:2 * B], z[2 * B:], cfg.lambd)
-        loss = ce + cfg.beta * vss
-        if adversarial:
-            if reuse_forward:
-                p_grad = torch.softmax(logits[B:].float(), dim=-1)
-            else:
-                p_grad = probs_with_grad(model, x_fv)
-            # s stays detached (see advunlearn.attacker); the attacker is frozen and in eval mode.
-            for q in att_params:
-                q.requires_grad_(False)
-            with eval_mode(attacker):
-                logit = attacker(make_tokens(p_grad, s, y_fv, k_classes))
-            for q in att_params:
-                q.requires_grad_(True)
-            adv = attacker_loss(logit[:B], logit[B:], cfg.loss)
-            loss = loss + alpha * adv
-            sums["defender_adv"] += adv.detach()
-            counts["defender_adv"] += 1
-        def_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        def_opt.step()
-        if masks:
-            apply_masks(model, masks)
-        sums["ce"] += ce.detach()
-        sums["vss"] += vss.detach()
-        counts["ce"] += 1
-        counts["vss"] += 1
-        if bar is not None:
-            bar.update(1)
-        done = it + 1
-        if done % every == 0 or done == cfg.iterations:
-            record(done, alpha)
-    if bar is not None:
-        bar.close()
-    model.eval()
-    attacker.eval()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    hist.eval_time_s = t_eval
-    hist.time_s = time.perf_counter() - t_start
-    hist.attacker = attacker
-    return model, hist
+    return AdversarialUnlearner(model, data, splits, cfg, attacker, attacker_cfg, masks, seed, callbacks,
+                                progress, eval_every).run()
 
 
 @dataclass
@@ -442,4 +531,4 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="unlearn", leave=False)
 
 
-__all__ = ["adversarial_unlearn", "History", "split_validation"]
+__all__ = ["adversarial_unlearn", "AdversarialUnlearner", "History", "split_validation"]

@@ -1,0 +1,226 @@
+"""Algorithm 1 (adversarial unlearning): validation, update directions, masks, history, behaviour."""
+
+import copy
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import advunlearn.unlearn as U
+from advunlearn.attacker import Attacker
+from advunlearn.config import AttackerConfig, ConfigError, TrainConfig, UnlearnConfig
+from advunlearn.models import build_model
+from advunlearn.prune import omp
+from advunlearn.unlearn import AdversarialUnlearner, adversarial_unlearn
+
+SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models run faster (and deterministically) on one thread, above all on a busy machine."""
+    from advunlearn.train import resolve_device
+
+    resolve_device("cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def rand_exp(digits_store, one_thread):
+    from advunlearn.experiment import Experiment
+
+    exp = Experiment(dataset="digits", scheme="random", seed=0, progress=False, results=digits_store)
+    model, _ = exp.original()
+    return exp, model
+
+
+def _fresh_attacker(seed=0, **kw):
+    torch.manual_seed(seed)
+    return Attacker(10, AttackerConfig(**{**SMALL, **kw}))
+
+
+# ---- validation ---------------------------------------------------------------------------------
+def _bad_calls(exp, model):
+    s = exp.splits
+    return [
+        ("alpha", dict(cfg={"alpha": -1.0})),
+        ("beta", dict(cfg={"beta": -0.5})),
+        ("splits.forget", dict(splits=dataclasses.replace(s, forget=s.forget[:0]))),
+        ("splits.forget", dict(splits=dataclasses.replace(s, forget=torch.cat([s.forget, s.val[:3]])))),
+        ("encoder", dict(model=nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))),
+        ("attacker.num_classes", dict(attacker=Attacker(7, AttackerConfig(**SMALL)))),
+        ("masks", dict(masks={"no.such.weight": torch.ones(3, dtype=torch.bool)})),
+        ("eval_every", dict(eval_every=0)),
+        ("cfg", dict(cfg="fast")),
+        ("loss", dict(cfg={"loss": "wasserstein"})),
+    ]
+
+
+@pytest.mark.parametrize("i", range(10))
+def test_bad_inputs_raise_config_error_naming_the_field_before_any_work(rand_exp, monkeypatch, i):
+    exp, model = rand_exp
+    field, kw = _bad_calls(exp, model)[i]
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before the inputs were validated")
+
+    monkeypatch.setattr(U, "pretrain_attacker", no_work)
+    args = dict(model=copy.deepcopy(model), data=exp.data, splits=exp.splits, cfg=None, progress=False)
+    args.update(kw)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        adversarial_unlearn(**args)
+
+
+# ---- update directions ----------------------------------------------------------------------------
+def _unlearner(exp, model, attacker, **cfg):
+    base = dict(iterations=5, batch_size=32, beta=0.0, momentum=0.0, weight_decay=0.0, augment=False)
+    return AdversarialUnlearner(model, exp.data, exp.splits, UnlearnConfig(**{**base, **cfg}), attacker=attacker,
+                                attacker_cfg=AttackerConfig(**SMALL), seed=0, progress=False)
+
+
+def test_an_attacker_step_raises_L_A(rand_exp):
+    exp, _ = rand_exp
+    torch.manual_seed(1)
+    model = build_model("mlp", 10, 1, 8)  # not saturated: informative gradients everywhere
+    u = _unlearner(exp, model, _fresh_attacker(dropout=0.0), attacker_lr=0.05)
+    fb, vb = u.next_batches()
+    before = u.objective(fb, vb, seed=5, attacker_mode="train")
+    u.dgen.manual_seed(5)  # the step sees the same noise draw as the objective
+    la, _ = u.attacker_step(fb, vb)
+    assert float(la) == pytest.approx(before, abs=1e-5)
+    after = u.objective(fb, vb, seed=5, attacker_mode="train")
+    assert after > before + 1e-4
+
+
+@pytest.mark.parametrize("kind", ["minimax", "nonsaturating"])
+def test_a_defender_step_with_alpha_lowers_L_A(rand_exp, kind):
+    exp, _ = rand_exp
+    torch.manual_seed(1)
+    model0 = build_model("mlp", 10, 1, 8)
+    att0 = _fresh_attacker(dropout=0.0)
+    warm = _unlearner(exp, copy.deepcopy(model0), att0, attacker_lr=0.05)
+    for _ in range(40):  # an attacker that reads p (a fresh one barely does)
+        warm.attacker_step(*warm.next_batches())
+    results = {}
+    for alpha in (0.0, 10.0):
+        u = _unlearner(exp, copy.deepcopy(model0), copy.deepcopy(att0), alpha=alpha, lr=0.01, loss=kind)
+        fb, vb = u.next_batches()
+        rb = u.r_idx[:32]
+        before = u.objective(fb, vb, seed=5)
+        u.dgen.manual_seed(5)
+        x, y, s, _ = u.attack_batch(fb, vb)
+        u.defender_step(rb, (x, y, s, len(fb)), alpha)
+        results[alpha] = (before, u.objective(fb, vb, seed=5))
+    (b0, a0), (b1, a1) = results[0.0], results[10.0]
+    assert b0 == b1
+    assert a1 < b1 - 0.05          # the adversarial term pushes L_A down ...
+    assert a1 < a0 - 0.05          # ... far more than the cross-entropy step alone moves it
+
+
+# ---- masks, history, determinism --------------------------------------------------------------
+def test_sparse_masks_stay_exact_through_unlearning(rand_exp):
+    exp, model0 = rand_exp
+    model = copy.deepcopy(model0)
+    masks = omp(model, 0.9)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = UnlearnConfig(alpha=5.0, beta=1e-2, lr=0.05, iterations=12, batch_size=32, record_every=6)
+    model, _ = adversarial_unlearn(model, exp.data, exp.splits, cfg, attacker=_fresh_attacker(), masks=masks,
+                                   progress=False)
+    params = dict(model.named_parameters())
+    for name, m in masks.items():
+        assert float(params[name].detach()[~m].abs().max()) == 0.0, name
+        assert not torch.equal(params[name].detach()[m], before[name][m]), name  # kept weights did move
+
+
+def test_history_records_callbacks_and_json(rand_exp):
+    exp, model0 = rand_exp
+    seen = []
+    cfg = UnlearnConfig(alpha=2.0, lr=0.02, iterations=7, batch_size=32, record_every=3, alpha_off_after=4)
+    model, hist = adversarial_unlearn(copy.deepcopy(model0), exp.data, exp.splits, cfg, attacker=_fresh_attacker(),
+                                      callbacks=[seen.append], progress=False)
+    assert [r["iteration"] for r in hist.records] == [0, 3, 6, 7]
+    assert seen == hist.records
+    assert [r["alpha"] for r in hist.records] == [2.0, 2.0, 0.0, 0.0]
+    r = hist.records[1]
+    for key in ("attacker_loss", "attacker_acc", "attacker_auc", "ce", "vss", "forget_acc", "retain_acc",
+                "val_acc", "defender_adv", "corr"):
+        assert key in r, key
+    assert r["attacker_loss"] < 0 and r["ce"] >= 0 and 0 <= r["attacker_acc"] <= 100
+    assert np.isnan(hist.records[3]["attacker_loss"])  # alpha is off: no attacker steps
+    assert isinstance(r["corr"], np.ndarray) and r["corr"].shape == (32, 32)
+    assert np.abs(r["corr"]).max() <= 1 + 1e-5
+    assert hist.info["n_eval_pairs"] == min(len(exp.splits.forget), hist.info["n_val_heldout"])
+    d = json.loads(json.dumps(hist.to_dict(), allow_nan=False))
+    assert d["records"][3]["attacker_loss"] is None and len(d["records"][1]["corr"]) == 32
+    assert hist.time_s >= hist.method_time_s > 0 and not model.training
+
+
+def test_same_seed_same_result(rand_exp):
+    exp, model0 = rand_exp
+    cfg = UnlearnConfig(alpha=2.0, lr=0.02, iterations=4, batch_size=32, record_every=4)
+    outs = []
+    for _ in range(2):
+        m, h = adversarial_unlearn(copy.deepcopy(model0), exp.data, exp.splits, cfg, attacker=_fresh_attacker(),
+                                   seed=3, progress=False)
+        outs.append((m.state_dict(), h.records[-1]["attacker_loss"]))
+    assert outs[0][1] == outs[1][1]
+    for k in outs[0][0]:
+        assert torch.equal(outs[0][0][k], outs[1][0][k]), k
+
+
+# ---- behaviour ------------------------------------------------------------------------------------
+def test_classwise_unlearning_forgets_the_class_and_keeps_the_rest(digits_store, one_thread):
+    from advunlearn.experiment import Experiment
+    from advunlearn.train import accuracy
+
+    exp = Experiment(dataset="digits", scheme="class", forget_class=3, seed=0, progress=False, results=digits_store)
+    model, _ = exp.original()
+    s = exp.splits
+    test_before = accuracy(model, exp.data, s.test)
+    assert accuracy(model, exp.data, s.forget) > 99
+    cfg = UnlearnConfig(alpha=20.0, lr=0.02, alpha_off_after=30, iterations=80, batch_size=64, augment=False,
+                        record_every=20)
+    model, hist = adversarial_unlearn(model, exp.data, s, cfg, attacker_cfg=AttackerConfig(iterations=100),
+                                      seed=0, progress=False)
+    assert accuracy(model, exp.data, s.forget) < 10          # D_f: the class is gone ...
+    assert accuracy(model, exp.data, s.test_forget) < 10     # ... on unseen samples of it too
+    assert accuracy(model, exp.data, s.test) >= test_before - 5  # the other classes stay
+    assert hist.records[-1]["alpha"] == 0.0 and hist.attacker_report["iterations"] == 100
+
+
+@pytest.fixture(scope="module")
+def fashion_leak(tmp_path_factory, one_thread):
+    """An MLP overfit on 1,000 Fashion-MNIST images: its outputs clearly leak membership."""
+    from advunlearn.experiment import Experiment
+
+    exp = Experiment(dataset="fashion-mnist", profile="cpu", scheme="random", seed=0, progress=False,
+                     results=tmp_path_factory.mktemp("leak"),
+                     profile_overrides={"model": "mlp", "max_train": 1000,
+                                        "pretrain": TrainConfig(epochs=30, lr=0.05, batch_size=64, augment=False)})
+    model, _ = exp.original()
+    return exp, model
+
+
+def test_attacker_beats_chance_and_random_forgetting_pushes_it_toward_50(fashion_leak):
+    from advunlearn.attacker import pretrain_attacker
+    from advunlearn.unlearn import split_validation
+
+    exp, model = fashion_leak
+    loop_val, _ = split_validation(exp.splits.val, seed=0)
+    acfg = AttackerConfig(iterations=300, optimizer="adam", **SMALL)
+    attacker, rep = pretrain_attacker(model, exp.data, exp.splits.train, loop_val, acfg, seed=0, progress=False)
+    assert rep["auc"] > 0.6 and rep["acc"] > 58 and rep["n_heldout_pairs"] >= 100
+    cfg = UnlearnConfig(alpha=0.9, lr=0.01, iterations=100, batch_size=64, augment=False, record_every=50)
+    _, hist = adversarial_unlearn(model, exp.data, exp.splits, cfg, attacker=attacker, attacker_cfg=acfg,
+                                  seed=0, progress=False)
+    first, last = hist.records[0], hist.records[-1]
+    assert first["attacker_acc"] > 58            # the pretrained attacker sees D_f as members ...
+    assert abs(last["attacker_acc"] - 50) < abs(first["attacker_acc"] - 50) - 5   # ... much less so after
+    assert last["forget_acc"] < first["forget_acc"]
+    assert last["retain_acc"] > 95
