@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-LOSS_KEYS = (("attacker_loss", "attacker loss L_A"), ("defender_ce", "defender CE on D_r"), ("vss", "V_ss"))
+LOSS_KEYS = (("attacker_loss", "attacker loss L_A"), ("ce", "defender CE on D_r"), ("vss", "V_ss"))
 ACC_KEYS = (("forget_acc", "forget acc"), ("retain_acc", "retain acc"), ("attacker_acc", "attacker acc (D_f vs D_v)"))
 
 
@@ -25,8 +25,8 @@ def unlearning_figure(records: Sequence[dict], title: str = "Adversarial unlearn
         fig.add_trace(go.Scatter(x=it, y=[r.get(k) for r in records], name=name, mode="lines+markers"), 1, 1)
     for k, name in ACC_KEYS:
         fig.add_trace(go.Scatter(x=it, y=[r.get(k) for r in records], name=name, mode="lines+markers"), 1, 2)
-    if records and records[-1].get("cross_corr") is not None:
-        fig.add_trace(go.Heatmap(z=records[-1]["cross_corr"], zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+    if records and records[-1].get("corr") is not None:
+        fig.add_trace(go.Heatmap(z=records[-1]["corr"], zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
                                  showscale=True, colorbar=dict(x=1.02, len=0.9)), 1, 3)
         fig.update_yaxes(autorange="reversed", row=1, col=3)
     fig.update_xaxes(title_text="iteration", row=1, col=1)
