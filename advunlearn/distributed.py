@@ -29,9 +29,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import ConfigError, check_range
+
+if TYPE_CHECKING:
+    from .batch import BatchConfig
 
 ENV_CPUS = "ADVUNLEARN_RAY_CPUS"
 ENV_RETRIES = "ADVUNLEARN_RAY_RETRIES"
@@ -193,7 +196,7 @@ def _init(ray, target: str | None) -> None:
 def _check_resources(nodes: list[dict], runs: list[dict], where: str) -> None:
     alive = [n for n in nodes if n["alive"]]
     if not alive:
-        raise ConfigError(f"the Ray cluster at {where} has no live node")
+        raise ConfigError(f"{where} has no live node")
     cpus = cpus_per_run()
     res = [(float(n["resources"].get("CPU", 0)), float(n["resources"].get("GPU", 0))) for n in alive]
     total_cpu, total_gpu = sum(c for c, _ in res), sum(g for _, g in res)
@@ -202,11 +205,11 @@ def _check_resources(nodes: list[dict], runs: list[dict], where: str) -> None:
     summary = f"{len(alive)} node(s), {total_cpu:g} CPU(s), {total_gpu:g} GPU(s)"
     if gpu_runs and not any(g >= 1 and c >= cpus for c, g in res):
         why = ("no GPU" if total_gpu == 0 else f"no node with a GPU and {cpus} CPU(s)")
-        raise ConfigError(f"{len(gpu_runs)} run(s) ask for device='cuda' (one GPU each) but the Ray cluster at {where} "
-                          f"has {why} ({summary}); add GPU nodes (`ray start ... --num-gpus=N`) or set the "
+        raise ConfigError(f"{len(gpu_runs)} run(s) ask for device='cuda' (one GPU each) but {where} has {why} "
+                          f"({summary}); add GPU nodes (`ray start ... --num-gpus=N`) or set the "
                           "runs' device to 'auto' or 'cpu'")
     if cpu_runs and not any(c >= cpus for c, _ in res):
-        raise ConfigError(f"each run asks for {cpus} CPU(s) ({ENV_CPUS}) but no node of the Ray cluster at {where} "
+        raise ConfigError(f"each run asks for {cpus} CPU(s) ({ENV_CPUS}) but no node of {where} "
                           f"has that many ({summary}); lower {ENV_CPUS} or add larger nodes")
 
 
@@ -221,7 +224,7 @@ def check_cluster(address: str | None, runs: list[dict]) -> None:
     ray = _import_ray()
     cpus_per_run(), max_retries()  # validate the settings before connecting
     if ray.is_initialized():  # a connection the caller opened: use it, leave it open
-        _check_resources(_node_list(ray), runs, "the connected cluster")
+        _check_resources(_node_list(ray), runs, "the connected Ray cluster")
         return
     target = _resolve(address)
     if target is None:
@@ -234,7 +237,7 @@ def check_cluster(address: str | None, runs: list[dict]) -> None:
             raise
         return
     _tcp_check(target)
-    _check_resources(_probe_address(target), runs, repr(target))
+    _check_resources(_probe_address(target), runs, f"the Ray cluster at {target!r}")
 
 
 def shutdown() -> None:
@@ -430,7 +433,7 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[-1][:400] if lines else ''}"
 
 
-def run_on_ray(cfg, todo: list[tuple[dict, Path]], store: Path, address: str | None,
+def run_on_ray(cfg: BatchConfig, todo: list[tuple[dict, Path]], store: Path, address: str | None,
                log: Callable[[str], None] = print) -> None:
     """Run every ``(params, run_dir)`` of ``todo`` as a Ray task; statuses land in each run_dir."""
     ray = _import_ray()
@@ -452,6 +455,7 @@ def run_on_ray(cfg, todo: list[tuple[dict, Path]], store: Path, address: str | N
         if not todo:
             return
         _check_nodes(ray, Path(cfg.results), task_opts, log)
+        log(f"ray: every node sees {Path(cfg.results).resolve()} and can run notebooks; submitting")
         task = ray.remote(run_task)
         pending: dict[Any, tuple[dict, Path, float]] = {}
         for params, run_dir in todo:
@@ -494,10 +498,15 @@ def _record_failure(run_dir: Path, params: dict, e: BaseException, t_submit: flo
     st = run_status(run_dir)
     if st and st.get("state") == "done" and (run_dir / "result.json").exists():
         return st  # the notebook had finished before its worker went away
+    from ray.exceptions import RayTaskError
+
     attempts = _attempts(run_dir)
     t0 = attempts[0]["started"] if attempts else t_submit
-    status = {"state": "failed", "wall_s": round(time.time() - t0, 2), "params": params,
-              "error": f"Ray gave up after {len(attempts)} attempt(s): {_short(e)}"}
+    if isinstance(e, RayTaskError):  # the task itself raised (e.g. the run folder became unwritable)
+        error = f"the Ray task raised {_short(e)}"
+    else:  # its worker or node died on every attempt
+        error = f"Ray gave up after {len(attempts)} attempt(s): {_short(e)}"
+    status = {"state": "failed", "wall_s": round(time.time() - t0, 2), "params": params, "error": error}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "status.json", status)
     return status

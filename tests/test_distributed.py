@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-import ray  # noqa: F401  (the dev install includes the ray extra; a missing Ray must fail here)
+import ray  # the dev install includes the ray extra; a missing Ray must fail here
 
 from advunlearn.batch import load_config, run_batch, run_id
 from advunlearn.config import ConfigError
@@ -140,13 +140,19 @@ class WorkerKiller(threading.Thread):
                 pid = att[0]["pid"]
             except (OSError, ValueError, KeyError, IndexError):
                 pass
+        if pid is None:
+            return
         worker = psutil.Process(pid)
         t_kernel = None
         while not self.stop.wait(0.1):
-            kids = worker.children(recursive=True)
-            cmds = {p.pid: " ".join(p.cmdline()) for p in kids if p.is_running()}
-            nb = [p for p in kids if "-m papermill" in cmds.get(p.pid, "") or "ipykernel_launcher" in cmds.get(p.pid, "")]
-            has_kernel = any("ipykernel_launcher" in cmds.get(p.pid, "") for p in nb)
+            cmds = {}
+            for p in worker.children(recursive=True):
+                try:
+                    cmds[p] = " ".join(p.cmdline())
+                except psutil.Error:
+                    pass
+            nb = [p for p, c in cmds.items() if "-m papermill" in c or "ipykernel_launcher" in c]
+            has_kernel = any("ipykernel_launcher" in cmds[p] for p in nb)
             if has_kernel and t_kernel is None:
                 t_kernel = time.monotonic()
             if nb and (not self.mid_run or (t_kernel and time.monotonic() - t_kernel > 1)):
@@ -243,15 +249,43 @@ def test_task_env_passes_settings_and_pins_threads(monkeypatch):
     assert env["ADVUNLEARN_FAST"] == "1" and env["ADVUNLEARN_THREADS"] == "3" and "UNRELATED_VAR" not in env
 
 
+def test_failure_status_names_the_cause(tmp_path):
+    from ray.exceptions import RayTaskError, WorkerCrashedError
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / distributed.WORKER_FILE).write_text(json.dumps({"attempts": [{"pid": 1, "started": time.time() - 5},
+                                                                      {"pid": 2, "started": time.time() - 2}]}))
+    st = distributed._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())
+    assert st == json.loads((d / "status.json").read_text())
+    assert st["state"] == "failed" and st["params"] == {"seed": 0} and 4 < st["wall_s"] < 60
+    assert st["error"].startswith("Ray gave up after 2 attempt(s): WorkerCrashedError: The worker died")
+    err = RayTaskError("run_task", "Traceback (most recent call last):\nOSError: [Errno 28] No space left on device",
+                       OSError(28, "No space left on device"))
+    st = distributed._record_failure(d, {"seed": 0}, err, time.time())
+    assert st["error"] == "the Ray task raised OSError: [Errno 28] No space left on device"
+    # A notebook that had finished before its worker went away keeps its done status.
+    (d / "result.json").write_text("[]")
+    (d / "status.json").write_text(json.dumps({"state": "done", "wall_s": 3.0, "params": {"seed": 0}}))
+    assert distributed._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())["state"] == "done"
+    assert json.loads((d / "status.json").read_text())["state"] == "done"
+
+
 # ------------------------------------------------------------------------------ a real cluster
 
-def test_cuda_grid_on_cpu_cluster_is_refused_before_any_run(ray_head, tmp_path, fast_env):
+@pytest.mark.slow
+def test_cuda_grid_is_refused_before_any_run_and_the_local_instance_is_shut_down(tmp_path, fast_env):
+    # No address: the batch starts a local Ray instance (this machine: CPUs only), finds no GPU
+    # for the cuda runs, and stops the instance again before raising.
     cfg = _config(tmp_path, "gpu", device="cuda")
-    with pytest.raises(ConfigError, match=r"2 run\(s\) ask for device='cuda'.*has no GPU"):
-        run_batch(cfg, results=tmp_path / "out", backend="ray", address=ray_head, log=lambda m: None)
+    with pytest.raises(ConfigError, match=r"2 run\(s\) ask for device='cuda'.*local Ray instance has no GPU"):
+        run_batch(cfg, results=tmp_path / "out", backend="ray", address=None, log=lambda m: None)
     assert not (tmp_path / "out").exists()
+    assert not ray.is_initialized()
+    assert not [c for c in psutil.Process().children(recursive=True) if c.name() in ("raylet", "gcs_server")]
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_head, tmp_path, fast_env):
     cfg = _config(tmp_path, "grid")
     runs = load_config(cfg).runs()
@@ -297,6 +331,7 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
         assert sorted(r["method"] for r in got) == ["ft", "retrain"]  # the notebook wrote its records
 
 
+@pytest.mark.slow
 def test_run_is_recorded_failed_when_retries_are_exhausted(ray_head, tmp_path, fast_env, monkeypatch):
     monkeypatch.setenv(distributed.ENV_RETRIES, "0")
     cfg = _config(tmp_path, "noretry", seeds=(3,))
