@@ -186,7 +186,7 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         out, _ = proc.communicate(timeout=timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the kernel is in the same session
+        _kill_tree(proc)
         out, _ = proc.communicate()
         timed_out = True
     wall = time.perf_counter() - t0
@@ -197,6 +197,27 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
     atomic_write_json(run_dir / "status.json", status)
     return status
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL papermill's process group and every descendant (jupyter_client starts the kernel in a
+    session of its own, so killing the group alone would leave the kernel running)."""
+    kids = []
+    try:
+        import psutil
+
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for k in kids:
+        try:
+            k.kill()
+        except Exception:
+            pass
 
 
 def _error_summary(text: str, nb_out: Path) -> str:
@@ -276,32 +297,36 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
         log(f"{len(runs)} run(s) of {cfg.notebook.name} -> {cfg.results}")
         return 0
     if backend == "ray":
-        from .distributed import check_cluster
+        from .distributed import check_cluster, shutdown
 
         check_cluster(address, runs)
-    _check_writable(cfg.results)
-    store = cfg.results / "store"
-    todo = []
-    for p in runs:
-        d = cfg.results / "runs" / run_id(p)
-        st = run_status(d)
-        if st and st.get("state") == "done" and (d / "result.json").exists():
-            log(f"[skip] {d.name}: done earlier")
-        else:
-            todo.append((p, d))
-    log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
-        f"({cfg.notebook.name}, backend {backend})")
-    t_all = time.perf_counter()
-    if backend == "ray":
-        from .distributed import run_on_ray
+    try:
+        _check_writable(cfg.results)
+        store = cfg.results / "store"
+        todo = []
+        for p in runs:
+            d = cfg.results / "runs" / run_id(p)
+            st = run_status(d)
+            if st and st.get("state") == "done" and (d / "result.json").exists():
+                log(f"[skip] {d.name}: done earlier")
+            else:
+                todo.append((p, d))
+        log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
+            f"({cfg.notebook.name}, backend {backend})")
+        t_all = time.perf_counter()
+        if backend == "ray":
+            from .distributed import run_on_ray
 
-        run_on_ray(cfg, todo, store, address, log)
-    else:
-        for i, (p, d) in enumerate(todo, 1):
-            log(f"[{i}/{len(todo)}] {d.name} ...")
-            st = execute_run(str(cfg.notebook), p, str(d), str(store), cfg.timeout)
-            msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
-            log(f"[{i}/{len(todo)}] {d.name} {msg}")
+            run_on_ray(cfg, todo, store, address, log)
+        else:
+            for i, (p, d) in enumerate(todo, 1):
+                log(f"[{i}/{len(todo)}] {d.name} ...")
+                st = execute_run(str(cfg.notebook), p, str(d), str(store), cfg.timeout)
+                msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
+                log(f"[{i}/{len(todo)}] {d.name} {msg}")
+    finally:
+        if backend == "ray":
+            shutdown()
     recs, statuses = collect(cfg)
     failed = [s for s in statuses if s.get("state") != "done"]
     atomic_write_json(cfg.results / "batch_status.json", {"name": cfg.name, "runs": statuses,

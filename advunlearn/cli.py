@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML batch config, e.g. configs/demo.yaml")
     p.add_argument("--results", default=None, help="results folder (default: the config's, else ./results/<name>)")
     p.add_argument("--backend", default="local", help="local (default) or ray")
-    p.add_argument("--address", default=None, help="Ray cluster address (backend ray)")
+    p.add_argument("--address", default=None, help="Ray head HOST:6379, ray://HOST:10001 or auto; omit to start "
+                   "a local Ray instance (docs/ray.md)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and list the runs, run nothing")
     p.set_defaults(func=cmd_batch)
     return ap

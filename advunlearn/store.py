@@ -8,6 +8,7 @@ silently reused.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -178,13 +179,40 @@ class Store:
         atomic_write_bytes(d / MARKER, b"ok\n")
 
     def cached(self, kind: str, config: Any, compute: Callable[[Path], Any], load: Callable[[Path], Any]):
-        """``load(dir)`` if the artifact is done, else ``compute(dir)`` then mark it done."""
+        """``load(dir)`` if the artifact is done, else ``compute(dir)`` then mark it done.
+
+        An exclusive lock per artifact (``fcntl.flock`` on ``<hash>.lock``) makes concurrent runs that
+        need the same artifact (a batch on several workers sharing one store) compute it once: the
+        others wait, then load it.
+        """
         if self.done(kind, config):
             return load(self.path(kind, config)), True
-        d = self.begin(kind, config)
-        out = compute(d)
-        self.finish(d)
+        with self._lock(kind, config):
+            if self.done(kind, config):
+                return load(self.path(kind, config)), True
+            d = self.begin(kind, config)
+            out = compute(d)
+            self.finish(d)
         return out, False
+
+    @contextlib.contextmanager
+    def _lock(self, kind: str, config: Any):
+        path = self.path(kind, config).with_suffix(".lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a")
+        except OSError as e:
+            raise _write_error(path, e) from None
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no POSIX locks (Windows, some network file systems)
+                pass
+            yield
+        finally:
+            fh.close()
 
 
 __all__ = ["Store", "StoreError", "CheckpointError", "config_hash", "save_model", "load_model",
