@@ -31,6 +31,17 @@ Choices the paper leaves open, stated here:
   numbers are measured on samples the loop never touched.  D_f cannot be held out -- all of it must
   be forgotten -- so the pairs are a fixed subsample of D_f against the held-out part of D_v.  When
   this function pretrains the attacker itself, it uses D (members) vs the loop part of D_v.
+
+History records (one dict each; made at iteration 0, every ``eval_every`` iterations and at the end):
+``iteration``, ``alpha`` (in effect for the last iteration), the means since the previous record of
+``attacker_loss`` (L_A at the attacker steps; NaN when none ran), ``defender_adv`` (the defender's
+adversarial term), ``ce`` and ``vss`` (V_ss on the loop's batches); and, measured now in eval mode on
+fixed sets: ``forget_acc``, ``retain_acc`` (fixed subsamples of at most 2,000), ``val_acc`` (held-out
+D_v), ``attacker_acc`` / ``attacker_auc`` / ``attacker_loss_eval`` (the current attacker on the fixed
+held-out D_f / D_v pairs, one fixed noise draw), ``corr`` (the cross-correlation matrix of those
+pairs' encoder features restricted to the <= 32 features most variable on held-out D_v -- a
+sub-matrix, so the diagonal stays visible -- as a float32 numpy array), ``corr_diag_mean``
+(mean diagonal of the full matrix), ``vss_eval`` and ``time_s`` (loop time without the records).
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacker import (Attacker, IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
+from .attacker import (IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
                        make_tokens, pretrain_attacker, probs_and_sensitivity, probs_with_grad)
 from .config import AttackerConfig, ConfigError, UnlearnConfig, check_choice, check_range
 from .losses import attacker_loss, barlow_twins_loss, cross_correlation
@@ -415,7 +426,18 @@ class AdversarialUnlearner:
         return rec
 
     def run(self) -> tuple[nn.Module, History]:
-        """All ``cfg.iterations`` iterations with records at 0, every ``eval_every`` and at the end."""
+        """All ``cfg.iterations`` iterations with records at 0, every ``eval_every`` and at the end.
+
+        The attacker's dropout draws from the global RNG; ``run`` seeds it from ``seed`` inside a
+        forked RNG state, so one seed fixes the whole run and the caller's RNG is left untouched
+        (driving ``step()`` by hand uses the caller's global RNG instead).
+        """
+        devices = [self.dev] if self.dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + 2)
+            return self._run()
+
+    def _run(self) -> tuple[nn.Module, History]:
         total = self.cfg.iterations
         self._bar = _progress(total - self.iteration, self.progress)
         if self.iteration == 0 and not self.history.records:
