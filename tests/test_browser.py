@@ -190,8 +190,15 @@ def server(work, prepopulated):
     proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
                              "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
                              f"--ServerApp.token={token}", f"--ServerApp.root_dir={work['nbdir']}",
-                             "--ServerApp.disable_check_xsrf=True"],
+                             "--ServerApp.disable_check_xsrf=True",
+                             # a safety net should this process die without its cleanup: idle kernels
+                             # are culled and the server then exits by itself
+                             "--MappingKernelManager.cull_idle_timeout=600", "--MappingKernelManager.cull_interval=60",
+                             "--ServerApp.shutdown_no_activity_timeout=900"],
                             env=work["env"], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    # SIGTERM (a cancelled CI job) stops the session like Ctrl-C: pytest then runs the cleanup below
+    # instead of orphaning the server and its kernels
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
@@ -219,6 +226,7 @@ def server(work, prepopulated):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         fh.close()
+        signal.signal(signal.SIGTERM, old_term)
         print("\ntimes (s): " + ", ".join(f"{k} {v:.1f}" for k, v in TIMES.items()))
 
 
@@ -271,7 +279,7 @@ _PROMPTS_JS = """() => {
   if (prompts.some(p => p.includes('*'))) window.__auSeenRunning = true;
   const running = prompts.some(p => p.includes('*'));
   const done = prompts.every(p => /\\[\\d+\\]/.test(p));
-  if (done || (window.__auSeenRunning && !running)) return {done, prompts};
+  if (window.__auSeenRunning && !running) return {done, prompts};
   return null;
 }"""
 
@@ -391,7 +399,8 @@ _SAMPLER_JS = """idx => {
     if (!gd || !gd.data || !gd.data.length || !gd.querySelector('.main-svg')) return;
     const x = Array.from(gd.data[0].x || []);
     const s = {points: x.length, last: x.length ? x[x.length - 1] : null, running: prompt.includes('*'),
-               title: (gd.layout.title && gd.layout.title.text) || ''};
+               title: (gd.layout.title && gd.layout.title.text) || '',
+               heatmap: gd.data.some(t => t.type === 'heatmap') && !!gd.querySelector('.hm, .heatmaplayer image')};
     const prev = window.__auStates[window.__auStates.length - 1];
     if (!prev || prev.points !== s.points || prev.last !== s.last || prev.running !== s.running)
       window.__auStates.push(s);
@@ -430,6 +439,7 @@ def test_live_plot_updates_while_running(prepopulated, lab, work):
     assert [s["points"] for s in states] == sorted(s["points"] for s in states), states
     assert states[-1]["last"] == LIVE_ITERATIONS, states
     assert all(s["title"].startswith("Algorithm 1 on") for s in states)
+    assert all(s["heatmap"] for s in states), "the cross-correlation heatmap is missing"
 
     cell = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(idx)
     assert cell.locator(".js-plotly-plot").count() == 1  # clear_output(wait=True): one figure left
