@@ -187,8 +187,16 @@ def _init(ray, target: str | None) -> None:
     # start a separate pool of workers).
     env = {"env_vars": task_env(cpus_per_run())}
     if target is None:  # a fresh local instance; the dashboard is not needed to run tasks
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env=env)
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     runtime_env=env)
+        except Exception as e:  # e.g. "The current node timed out during startup" on a loaded machine
+            try:
+                ray.shutdown()
+            except Exception:
+                pass
+            raise ConfigError(f"could not start a local Ray instance ({type(e).__name__}: {e}); start one with "
+                              "`ray start --head` and pass --address, or use --backend local") from None
     else:
         ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, runtime_env=env)
 
