@@ -180,6 +180,9 @@ def test_pretraining_learns_a_clear_membership_signal_and_is_deterministic():
         assert torch.equal(a, b), n
     ev = evaluate_attacker(att, model, data, members[:30], non)
     assert ev["n_pairs"] == 30 and ev["acc"] > 95
+    _, rep3 = pretrain_attacker(model, data, members, non, cfg.updated(iterations=1), seed=0, progress=False,
+                                max_samples=100)
+    assert rep3["n_members"] == 80 and rep3["n_nonmembers"] == 80 and rep3["n_heldout_pairs"] == 20
 
 
 def test_untrained_attacker_on_unrelated_sets_is_near_chance(digits):
@@ -195,6 +198,8 @@ def test_bad_inputs_name_the_field(digits):
         pretrain_attacker(model, digits, torch.arange(1), torch.arange(5, 20), AttackerConfig(iterations=1))
     with pytest.raises(ConfigError, match="nonmembers_idx"):
         pretrain_attacker(model, digits, torch.arange(20), torch.arange(0), AttackerConfig(iterations=1))
+    with pytest.raises(ConfigError, match="max_samples"):
+        pretrain_attacker(model, digits, torch.arange(20), torch.arange(20, 40), max_samples=1)
     with pytest.raises(ConfigError, match="heldout_frac"):
         pretrain_attacker(model, digits, torch.arange(20), torch.arange(20, 40), heldout_frac=1.0)
     with pytest.raises(ConfigError, match="noise"):
