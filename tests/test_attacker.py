@@ -13,16 +13,7 @@ from advunlearn.models import Classifier, build_model
 SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run faster (and deterministically) on one thread, above all on a busy machine."""
-    from advunlearn.train import resolve_device
-
-    resolve_device("cpu")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp(digits, seed=0):

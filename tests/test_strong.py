@@ -235,16 +235,6 @@ def test_tpr_interval_covers_the_true_tpr_at_the_chosen_threshold():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Small MLPs train faster (and deterministically) on one thread, above all on a busy machine."""
-    from advunlearn.train import resolve_device
-
-    resolve_device("cpu")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

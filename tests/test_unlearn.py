@@ -19,16 +19,6 @@ from advunlearn.unlearn import AdversarialUnlearner, adversarial_unlearn
 SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Small models run faster (and deterministically) on one thread, above all on a busy machine."""
-    from advunlearn.train import resolve_device
-
-    resolve_device("cpu")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
