@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 ENV_CPUS = "ADVUNLEARN_RAY_CPUS"
 ENV_RETRIES = "ADVUNLEARN_RAY_RETRIES"
+ENV_GPUS = "ADVUNLEARN_RAY_GPUS_PER_RUN"
 ENV_CONNECT_TIMEOUT = "ADVUNLEARN_RAY_CONNECT_TIMEOUT"
 ENV_PROBE_TIMEOUT = "ADVUNLEARN_RAY_PROBE_TIMEOUT"
 WORKER_FILE = "ray_worker.json"
@@ -74,15 +75,29 @@ def cpus_per_run() -> int:
     return int(_env_number(ENV_CPUS, 1, 1))
 
 
+def gpus_per_run() -> float:
+    """The share of a GPU one ``device: cuda`` run reserves (``ADVUNLEARN_RAY_GPUS_PER_RUN``, default 1).
+
+    0.25 lets four runs share one GPU.  That pays for Algorithm 1 and the attacker (batch 128: four
+    runs together did 2.97x one run's work on an H100) but not for batch-512 pretraining, which
+    fills the GPU alone (benchmarks/RESULTS.md).  Ray only counts the share; memory is not split.
+    """
+    share = _env_number(ENV_GPUS, 1.0, 0.01, integer=False)
+    if share > 1:
+        raise ConfigError(f"{ENV_GPUS}={share:g} is not allowed; it must be in [0.01, 1] "
+                          "(the share of one GPU a run reserves)")
+    return share
+
+
 def max_retries() -> int:
     """How often Ray re-runs a run whose worker died (``ADVUNLEARN_RAY_RETRIES``, default 2)."""
     return int(_env_number(ENV_RETRIES, 2, 0))
 
 
 def run_resources(params: dict) -> dict[str, int]:
-    """The Ray resources one run asks for: CPUs, plus one GPU when its device is ``cuda``."""
+    """The Ray resources one run asks for: CPUs, plus a GPU (or a share of one) when its device is ``cuda``."""
     # "auto" runs on whatever the node has, so it asks for CPUs only (a GPU node may still give it one).
-    return {"num_cpus": cpus_per_run(), "num_gpus": 1 if params.get("device") == "cuda" else 0}
+    return {"num_cpus": cpus_per_run(), "num_gpus": gpus_per_run() if params.get("device") == "cuda" else 0}
 
 
 def task_env(threads: int) -> dict[str, str]:
@@ -211,7 +226,8 @@ def _check_resources(nodes: list[dict], runs: list[dict], where: str) -> None:
     gpu_runs = [r for r in runs if run_resources(r)["num_gpus"]]
     cpu_runs = len(runs) - len(gpu_runs)
     summary = f"{len(alive)} node(s), {total_cpu:g} CPU(s), {total_gpu:g} GPU(s)"
-    if gpu_runs and not any(g >= 1 and c >= cpus for c, g in res):
+    share = gpus_per_run() if gpu_runs else 1.0
+    if gpu_runs and not any(g >= share and c >= cpus for c, g in res):
         why = ("no GPU" if total_gpu == 0 else f"no node with a GPU and {cpus} CPU(s)")
         raise ConfigError(f"{len(gpu_runs)} run(s) ask for device='cuda' (one GPU each) but {where} has {why} "
                           f"({summary}); add GPU nodes (`ray start ... --num-gpus=N`) or set the "

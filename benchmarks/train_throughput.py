@@ -95,13 +95,14 @@ def dataloader_loop(model, ds: Dataset, n: int, batch: int, steps: int, device, 
     return steps * batch / (time.perf_counter() - t0)
 
 
-def our_loop(model, ds: Dataset, n: int, batch: int, steps: int, device) -> float:
+def our_loop(model, ds: Dataset, n: int, batch: int, steps: int, device, compile: bool = False) -> float:
     idx = torch.arange(n)
     epochs = max(1, -(-(steps + 5) * batch // n))
     cfg = TrainConfig(epochs=epochs, lr=0.01, batch_size=batch, schedule="constant", augment=True)
     # time only the steady state: run once briefly to warm up, then the measured run
-    fit(model, ds, idx[: batch * 5], cfg.updated(epochs=1), seed=0, progress=False)
-    info = fit(model, ds, idx, cfg, seed=0, progress=False)
+    # (with compile=True the warm-up also pays the compilation, which is reported separately)
+    fit(model, ds, idx[: batch * 5], cfg.updated(epochs=1), seed=0, progress=False, compile=compile)
+    info = fit(model, ds, idx, cfg, seed=0, progress=False, compile=compile)
     return info["steps"] * batch / info["time_s"]
 
 
@@ -114,6 +115,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--n", type=int, default=None, help="training images used (default: enough for the steps)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline loop")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--ours-only", action="store_true",
+                    help="time only our loop (for several processes sharing one GPU)")
+    ap.add_argument("--compile", action="store_true", help="also time our loop under torch.compile (CUDA)")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
@@ -124,12 +128,25 @@ def main(argv=None) -> dict:
     m1 = build_model(a.model, ds.num_classes, ds.in_channels, ds.image_size)
     m2 = build_model(a.model, ds.num_classes, ds.in_channels, ds.image_size)
     m2.load_state_dict(m1.state_dict())
-    base = dataloader_loop(m1, ds, n, a.batch, a.steps, device, a.workers)
     ours = our_loop(m2, ds, n, a.batch, a.steps, device)
+    if a.ours_only:
+        print(f"{a.model} on {a.dataset} ({device}, batch {a.batch}): ours {ours:,.0f} img/s", flush=True)
+        return {"device": str(device), "model": a.model, "batch": a.batch, "ours_img_s": round(ours, 1)}
+    base = dataloader_loop(m1, ds, n, a.batch, a.steps, device, a.workers)
+    extra = {}
+    if a.compile:
+        m3 = build_model(a.model, ds.num_classes, ds.in_channels, ds.image_size)
+        m3.load_state_dict(m1.state_dict())
+        t0 = time.perf_counter()
+        compiled = our_loop(m3, ds, n, a.batch, a.steps, device, compile=True)
+        extra = {"ours_compiled_img_s": round(compiled, 1), "compiled_vs_eager": round(compiled / ours, 2),
+                 "compile_total_s": round(time.perf_counter() - t0, 1)}
+        print(f"  torch.compile: {compiled:,.0f} img/s -> {compiled / ours:.2f}x our eager loop "
+              f"({extra['compile_total_s']}s including compilation)")
     out = {"device": str(device), "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
            "dataset": a.dataset, "model": a.model, "batch": a.batch, "dataloader_img_s": round(base, 1),
            "ours_img_s": round(ours, 1), "ratio": round(ours / base, 2), "torch": torch.__version__,
-           "threads": torch.get_num_threads()}
+           "threads": torch.get_num_threads(), **extra}
     print(f"{a.model} on {a.dataset} ({device}, batch {a.batch}): DataLoader loop {base:,.0f} img/s, "
           f"ours {ours:,.0f} img/s -> ratio {ours / base:.2f}x")
     if a.json:

@@ -236,6 +236,19 @@ def test_resource_check_names_what_is_missing(monkeypatch):
     monkeypatch.setenv(distributed.ENV_CPUS, "0")
     with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_CPUS"):
         distributed.cpus_per_run()
+    # several runs sharing one GPU
+    half_gpu = [{**gpu_node[0], "resources": {"CPU": 8.0, "GPU": 0.5}}]
+    with pytest.raises(ConfigError, match="has no node with a GPU"):
+        distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
+    monkeypatch.setenv(distributed.ENV_GPUS, "0.25")
+    assert distributed.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 0.25}
+    assert distributed.run_resources({"device": "cpu"})["num_gpus"] == 0
+    distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
+    for bad in ("2", "0", "half"):
+        monkeypatch.setenv(distributed.ENV_GPUS, bad)
+        with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_GPUS_PER_RUN"):
+            distributed.gpus_per_run()
+    monkeypatch.delenv(distributed.ENV_GPUS)
     monkeypatch.setenv(distributed.ENV_RETRIES, "two")
     with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_RETRIES='two' must be an integer"):
         distributed.max_retries()
