@@ -237,6 +237,7 @@ def test_resource_check_names_what_is_missing(monkeypatch):
     with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_CPUS"):
         distributed.cpus_per_run()
     # several runs sharing one GPU
+    monkeypatch.setenv(distributed.ENV_CPUS, "4")
     half_gpu = [{**gpu_node[0], "resources": {"CPU": 8.0, "GPU": 0.5}}]
     with pytest.raises(ConfigError, match="has no node with a GPU"):
         distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
