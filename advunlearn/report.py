@@ -150,12 +150,22 @@ class Stat:
     def std(self) -> float:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
-    def cell(self, digits: int = 2) -> str:
+    @property
+    def ci95(self) -> float:
+        """Half-width of the 95% confidence interval of the mean (Student t over seeds); 0 for n < 2."""
+        if self.n < 2:
+            return 0.0
+        from scipy.stats import t
+
+        return float(t.ppf(0.975, self.n - 1)) * self.std / math.sqrt(self.n)
+
+    def cell(self, digits: int = 2, ci: bool = False) -> str:
+        """``mean ± std`` (or ``mean ± 95% CI half-width`` with ``ci``); the mean alone for one value."""
         if not self.values:
             return "–"
         if self.n == 1:
             return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {(self.ci95 if ci else self.std):.{digits}f}"
 
 
 def _by_setting(records: Sequence[dict]) -> dict[tuple, dict[str, dict[int, dict]]]:
@@ -344,7 +354,7 @@ def strong_table(records: Iterable[Mapping]) -> str:
     """Markdown table of the strong attacks in records' ``strong`` entries (see advunlearn.strong).
 
     One row per (dataset, scheme, sparsity, method); per attack AUC and TPR at each reported FPR (in
-    percent), plus the fresh post-hoc attacker's AUC on D_f vs D_v; mean ± std over seeds.  Read
+    percent), plus the fresh post-hoc attacker's AUC on D_f vs D_v; mean ± 95% CI over seeds.  Read
     each value against Retrain's row (its seed-to-seed spread is the noise floor), not against 0.5.
     """
     recs = [r for r in _dedupe(records) if isinstance(r.get("strong"), Mapping)]
@@ -385,10 +395,11 @@ def strong_table(records: Iterable[Mapping]) -> str:
         cells = []
         for _, attack, key in cols:
             st = Stat([v for v in (value(r, attack, key) for r in groups[k]) if v is not None])
-            cells.append(st.cell(3 if key == "auc" else 2))
+            cells.append(st.cell(3 if key == "auc" else 2, ci=True))
         setting = f"{_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}"
         lines.append("| " + " | ".join([setting, _label(METHOD_LABELS, m), *cells]) + " |")
-    lines += ["", "AUC in [0, 1]; TPR in percent; mean ± sample std over seeds. The target is Retrain's value."]
+    lines += ["", "AUC in [0, 1]; TPR in percent; mean ± half-width of the 95% confidence interval over seeds "
+              "(Student t). The target is Retrain's value; Retrain's own interval is the noise floor."]
     return "\n".join(lines) + "\n"
 
 
@@ -487,11 +498,59 @@ def _figures_html(records: Sequence[dict], inline: bool = True) -> tuple[str, st
     return "\n".join(parts), None
 
 
+def _markdown_table_html(md: str) -> str:
+    """The first markdown table in ``md`` as an HTML table (the lines after it as a note)."""
+    rows = [ln for ln in md.splitlines() if ln.startswith("|")]
+    notes = [ln for ln in md.splitlines() if ln and not ln.startswith("|")]
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows if not set(r) <= set("|-: ")]
+    if not cells:
+        return f'<p class="note">{html.escape(md)}</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+    note = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
+
+def _strong_outputs(records: Sequence[dict], plotly_js) -> tuple[str, str]:
+    """(strong-attack markdown table, HTML with the table and one log-log ROC per setting), or ("", "").
+
+    ``plotly_js`` is plotly's ``include_plotlyjs`` for the first figure ("inline", "cdn" or False).
+    """
+    recs = [r for r in _dedupe(records) if isinstance(r.get("strong"), Mapping)]
+    if not recs:
+        return "", ""
+    md = strong_table(recs)
+    parts = [_markdown_table_html(md)]
+    try:
+        import plotly.io as pio
+
+        from .strong import roc_figure
+    except ImportError:
+        parts.append('<p class="note">plotly is not installed: the ROC figure was not drawn.</p>')
+        return md, "\n".join(parts)
+    settings = sorted({(r["dataset"], r["scheme"], r["sparsity"]) for r in recs})
+    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+    for i, (ds, sc, sp) in enumerate(settings):
+        here = [r for r in recs if (r["dataset"], r["scheme"], r["sparsity"]) == (ds, sc, sp)]
+        seed = min(r["seed"] for r in here)
+        reps = {_label(METHOD_LABELS, method_key(r)): r["strong"]["lira_fixed"]
+                for r in sorted(here, key=lambda r: order.index(method_key(r)) if method_key(r) in order else 99)
+                if r["seed"] == seed and isinstance(r["strong"].get("lira_fixed"), Mapping)
+                and "roc" in r["strong"]["lira_fixed"]}
+        if reps:
+            title = (f"LiRA (fixed var.) on D_f: {_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}, "
+                     f"seed {seed} (log-log ROC)")
+            parts.append(pio.to_html(roc_figure(reps, title), include_plotlyjs=plotly_js if i == 0 else False,
+                                     full_html=False))
+    return md, "\n".join(parts)
+
+
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, inline_plotly: bool = True) -> dict[str, Path]:
     """Read every result record under ``results_dir`` and write the tables, Figure 2 and ``report.html``.
 
     Writes ``table1.md/.csv/.html``, ``table2.md/.csv/.html`` (when the ablation is present),
-    ``summary.csv``, ``figure2.html`` (when records carry ``mia``) and ``report.html`` (self-contained:
+    ``summary.csv``, ``figure2.html`` (when records carry ``mia``), ``strong.md/.html`` (the strong
+    attacks and their ROC, when records carry ``strong``) and ``report.html`` (self-contained:
     plotly's JavaScript inlined so it opens offline) into ``out_dir`` (default ``results_dir/report``).
     Returns ``{name: path}``.  Raises ValueError when the folder holds no result records.
     """
@@ -522,6 +581,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
         p = out / "figure2.html"
         _write(p, _html_page("Figure 2", fig_html))
         written["figure2.html"] = p
+    js = "inline" if inline_plotly else "cdn"
+    strong_md, strong_html = _strong_outputs(records, js)
+    if strong_md:
+        for name, text in (("strong.md", strong_md), ("strong.html", _html_page("Strong attacks", strong_html))):
+            _write(out / name, text)
+            written[name] = out / name
     seeds = sorted({r["seed"] for r in records})
     body = ["<h1>Discriminative Adversarial Unlearning: results</h1>",
             f"<p>{len(records)} records from <code>{html.escape(str(results_dir))}</code>; seeds {seeds}.</p>",
@@ -530,6 +595,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
         body += ["<h2>Table 2: role of V_ss</h2>", *(t.to_html() for t in t2)]
     body.append("<h2>Figure 2: MIA robustness (metric attacks)</h2>")
     body.append(fig_html if fig_html else f'<p class="note">{html.escape(fig_note or "")}</p>')
+    if strong_md:  # plotly's JavaScript is already on the page when Figure 2 is
+        body += ["<h2>Strong attacks (LiRA, RMIA, a fresh attacker)</h2>",
+                 _strong_outputs(records, False if fig_html else js)[1]]
     p = out / "report.html"
     _write(p, _html_page("advunlearn report", "\n".join(body)))
     written["report.html"] = p

@@ -197,8 +197,29 @@ def test_strong_table_from_records():
     lines = md.splitlines()
     assert lines[0] == ("| Setting | Method | LiRA (fixed var.) AUC | LiRA (fixed var.) TPR@0.1% | "
                         "LiRA (fixed var.) TPR@1% | RMIA AUC | RMIA TPR@0.1% | RMIA TPR@1% | Fresh attacker AUC |")
-    assert lines[2] == ("| Cifar-10 random Dense | Retrain | 0.505 ± 0.007 | 0.20 ± 0.00 | 2.00 ± 0.00 | "
-                        "0.405 ± 0.007 | 0.20 ± 0.00 | 2.00 ± 0.00 | 0.500 ± 0.000 |")
+    # mean ± 95% CI half-width: t(0.975, 1) * std / sqrt(2) = 12.706 * 0.00707 / 1.414 = 0.064
+    assert lines[2] == ("| Cifar-10 random Dense | Retrain | 0.505 ± 0.064 | 0.20 ± 0.00 | 2.00 ± 0.00 | "
+                        "0.405 ± 0.064 | 0.20 ± 0.00 | 2.00 ± 0.00 | 0.500 ± 0.000 |")
     assert lines[3].startswith("| Cifar-10 random Dense | FT | 0.900 ± 0.000 | 4.00 ± 0.00 | 40.00 ± 0.00 |")
     assert "GA" not in md
     assert "No record" in strong_table([_rec("ft", 0)])
+
+
+def test_build_report_writes_the_strong_attacks_and_their_roc(tmp_path):
+    def strong(auc):
+        roc = {"fpr": [0.0, 0.01, 0.1, 1.0], "tpr": [0.0, 0.05, 0.3, 1.0]}
+        return {"lira_fixed": {"auc": auc, "tpr@1%": 0.05, "roc": roc}}
+
+    recs = [dict(_rec(m, s), strong=strong(0.5 + 0.1 * (m == "ft") + 0.01 * s)) for m in ("retrain", "ft")
+            for s in range(3)]
+    (tmp_path / "r.json").write_text(json.dumps(recs))
+    written = build_report(tmp_path, inline_plotly=False)
+    md = written["strong.md"].read_text()
+    assert "| Cifar-10 random Dense | FT | 0.610 ± 0.025 |" in md         # t(0.975, 2) * 0.01 / sqrt(3)
+    page = written["strong.html"].read_text()
+    assert "<td>Retrain</td>" in page and "log-log ROC" in page and page.count("js-plotly-plot") + page.count(
+        "plotly-graph-div") >= 1
+    assert "Strong attacks" in written["report.html"].read_text()
+    plain = [{k: v for k, v in r.items() if k != "strong"} for r in recs]
+    (tmp_path / "r.json").write_text(json.dumps(plain))
+    assert "strong.md" not in build_report(tmp_path, tmp_path / "again", inline_plotly=False)
