@@ -18,17 +18,22 @@ def unlearning_figure(records: Sequence[dict], title: str = "Adversarial unlearn
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], horizontal_spacing=0.08,
+    # V_ss (a sum over d² correlation entries) is orders of magnitude above the other losses: it
+    # gets its own right-hand axis so the attacker and defender losses stay readable.
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.36, 0.28], horizontal_spacing=0.1,
+                        specs=[[{"secondary_y": True}, {}, {}]],
                         subplot_titles=("losses", "accuracy (%)", "cross-correlation C (D_f × D_v)"))
     it = [r["iteration"] for r in records]
     for k, name in LOSS_KEYS:
-        fig.add_trace(go.Scatter(x=it, y=[r.get(k) for r in records], name=name, mode="lines+markers"), 1, 1)
+        fig.add_trace(go.Scatter(x=it, y=[r.get(k) for r in records], name=name + (" (right axis)" if k == "vss" else ""),
+                                 mode="lines+markers"), 1, 1, secondary_y=k == "vss")
     for k, name in ACC_KEYS:
         fig.add_trace(go.Scatter(x=it, y=[r.get(k) for r in records], name=name, mode="lines+markers"), 1, 2)
     if records and records[-1].get("corr") is not None:
         fig.add_trace(go.Heatmap(z=records[-1]["corr"], zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
                                  showscale=True, colorbar=dict(x=1.02, len=0.9)), 1, 3)
         fig.update_yaxes(autorange="reversed", row=1, col=3)
+    fig.update_yaxes(title_text="V_ss", secondary_y=True, row=1, col=1, showgrid=False)
     fig.update_xaxes(title_text="iteration", row=1, col=1)
     fig.update_xaxes(title_text="iteration", row=1, col=2)
     fig.update_layout(title=title, height=380, width=1150, legend=dict(orientation="h", y=-0.25),
