@@ -17,11 +17,11 @@ name: faults
 notebook: 04_evaluation
 timeout: 600
 grid:
-  scheme: [random, class]
+  scheme: [random]
 params:
   dataset: digits
   profile: tiny
-  methods: [retrain, ft]
+  methods: [ft]
 """
 
 # Loaded at start-up by every Python process of the batch (driver, papermill, kernel): the first time
