@@ -60,14 +60,23 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_model(tmp_path / "g.safetensors", m2)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_read_only_results_folder_is_a_clear_error(tmp_path):
+def test_read_only_results_folder_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    import advunlearn.store as s
+
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
+    if os.geteuid() == 0:  # root ignores file permissions: the OS's answer to a non-root user, simulated
+        def denied(*a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied", str(ro))
+
+        monkeypatch.setattr(s.tempfile, "mkstemp", denied)
     try:
         with pytest.raises(StoreError, match="not writable"):
             atomic_write_json(ro / "x.json", {})
+        assert not (ro / "x.json").exists()
     finally:
         ro.chmod(0o700)
 
