@@ -94,7 +94,7 @@ def max_retries() -> int:
     return int(_env_number(ENV_RETRIES, 2, 0))
 
 
-def run_resources(params: dict) -> dict[str, int]:
+def run_resources(params: dict) -> dict[str, float]:
     """The Ray resources one run asks for: CPUs, plus a GPU (or a share of one) when its device is ``cuda``."""
     # "auto" runs on whatever the node has, so it asks for CPUs only (a GPU node may still give it one).
     return {"num_cpus": cpus_per_run(), "num_gpus": gpus_per_run() if params.get("device") == "cuda" else 0}
