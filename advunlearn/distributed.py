@@ -229,7 +229,8 @@ def _check_resources(nodes: list[dict], runs: list[dict], where: str) -> None:
     share = gpus_per_run() if gpu_runs else 1.0
     if gpu_runs and not any(g >= share and c >= cpus for c, g in res):
         why = ("no GPU" if total_gpu == 0 else f"no node with a GPU and {cpus} CPU(s)")
-        raise ConfigError(f"{len(gpu_runs)} run(s) ask for device='cuda' (one GPU each) but {where} has {why} "
+        each = "one GPU each" if share == 1 else f"{share:g} of a GPU each ({ENV_GPUS})"
+        raise ConfigError(f"{len(gpu_runs)} run(s) ask for device='cuda' ({each}) but {where} has {why} "
                           f"({summary}); add GPU nodes (`ray start ... --num-gpus=N`) or set the "
                           "runs' device to 'auto' or 'cpu'")
     if cpu_runs and not any(c >= cpus for c, _ in res):

@@ -511,26 +511,22 @@ def _markdown_table_html(md: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
-def _strong_outputs(records: Sequence[dict], plotly_js) -> tuple[str, str]:
-    """(strong-attack markdown table, HTML with the table and one log-log ROC per setting), or ("", "").
-
-    ``plotly_js`` is plotly's ``include_plotlyjs`` for the first figure ("inline", "cdn" or False).
-    """
+def _strong_parts(records: Sequence[dict]):
+    """(strong-attack markdown table, its HTML, one log-log ROC figure per setting), or None."""
     recs = [r for r in _dedupe(records) if isinstance(r.get("strong"), Mapping)]
     if not recs:
-        return "", ""
+        return None
     md = strong_table(recs)
-    parts = [_markdown_table_html(md)]
     try:
-        import plotly.io as pio
-
         from .strong import roc_figure
+
+        import plotly.io  # noqa: F401 - the figures are rendered with it
     except ImportError:
-        parts.append('<p class="note">plotly is not installed: the ROC figure was not drawn.</p>')
-        return md, "\n".join(parts)
+        return md, _markdown_table_html(md) + '<p class="note">plotly is not installed: the ROC figure was not drawn.</p>', []
     settings = sorted({(r["dataset"], r["scheme"], r["sparsity"]) for r in recs})
     order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
-    for i, (ds, sc, sp) in enumerate(settings):
+    figs = []
+    for ds, sc, sp in settings:
         here = [r for r in recs if (r["dataset"], r["scheme"], r["sparsity"]) == (ds, sc, sp)]
         seed = min(r["seed"] for r in here)
         reps = {_label(METHOD_LABELS, method_key(r)): r["strong"]["lira_fixed"]
@@ -540,9 +536,20 @@ def _strong_outputs(records: Sequence[dict], plotly_js) -> tuple[str, str]:
         if reps:
             title = (f"LiRA (fixed var.) on D_f: {_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}, "
                      f"seed {seed} (log-log ROC)")
-            parts.append(pio.to_html(roc_figure(reps, title), include_plotlyjs=plotly_js if i == 0 else False,
-                                     full_html=False))
-    return md, "\n".join(parts)
+            figs.append(roc_figure(reps, title))
+    return md, _markdown_table_html(md), figs
+
+
+def _strong_html(table_html: str, figs: list, plotly_js) -> str:
+    """The strong-attack table and ROC figures as HTML; ``plotly_js`` as plotly's ``include_plotlyjs``
+    for the first figure ("inline", "cdn" or False when the page already has it)."""
+    parts = [table_html]
+    if figs:
+        import plotly.io as pio
+
+        parts += [pio.to_html(f, include_plotlyjs=plotly_js if i == 0 else False, full_html=False)
+                  for i, f in enumerate(figs)]
+    return "\n".join(parts)
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, inline_plotly: bool = True) -> dict[str, Path]:
@@ -582,9 +589,11 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
         _write(p, _html_page("Figure 2", fig_html))
         written["figure2.html"] = p
     js = "inline" if inline_plotly else "cdn"
-    strong_md, strong_html = _strong_outputs(records, js)
-    if strong_md:
-        for name, text in (("strong.md", strong_md), ("strong.html", _html_page("Strong attacks", strong_html))):
+    strong = _strong_parts(records)
+    if strong:
+        strong_md, strong_table_html, strong_figs = strong
+        for name, text in (("strong.md", strong_md),
+                           ("strong.html", _html_page("Strong attacks", _strong_html(strong_table_html, strong_figs, js)))):
             _write(out / name, text)
             written[name] = out / name
     seeds = sorted({r["seed"] for r in records})
@@ -595,9 +604,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
         body += ["<h2>Table 2: role of V_ss</h2>", *(t.to_html() for t in t2)]
     body.append("<h2>Figure 2: MIA robustness (metric attacks)</h2>")
     body.append(fig_html if fig_html else f'<p class="note">{html.escape(fig_note or "")}</p>')
-    if strong_md:  # plotly's JavaScript is already on the page when Figure 2 is
+    if strong:  # plotly's JavaScript is already on the page when Figure 2 is
         body += ["<h2>Strong attacks (LiRA, RMIA, a fresh attacker)</h2>",
-                 _strong_outputs(records, False if fig_html else js)[1]]
+                 _strong_html(strong_table_html, strong_figs, False if fig_html else js)]
     p = out / "report.html"
     _write(p, _html_page("advunlearn report", "\n".join(body)))
     written["report.html"] = p

@@ -47,8 +47,12 @@ def _alarm(signum, frame):
     raise SectionTimeout("ran past its time limit")
 
 
-def _section(out: dict, name: str, path: str, fn, limit_s: float | None = None):
-    """Run one section; a failure or a section past ``limit_s`` is recorded and the check goes on."""
+def _section(out: dict, name: str, path: str, fn, limit_s: float | None = None, into: dict | None = None):
+    """Run one section; a failure or a section past ``limit_s`` is recorded and the check goes on.
+
+    The result goes to ``into[name]`` (default ``out[name]``); its time and any error go to ``out``,
+    which is then saved whole to ``path``.
+    """
     import signal
 
     t0 = time.perf_counter()
@@ -56,7 +60,7 @@ def _section(out: dict, name: str, path: str, fn, limit_s: float | None = None):
         signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, max(1.0, limit_s))
     try:
-        out[name] = fn()
+        (out if into is None else into)[name] = fn()
     except Exception as e:  # noqa: BLE001 - a broken section must not lose the others' numbers
         import traceback
 
@@ -154,13 +158,12 @@ def main(argv=None) -> dict:
                         **({"attacker": info["attacker"]} if "attacker" in info else {}),
                         **{k: round(res[k], 2) for k in ("UA", "RA", "TA", "MIA_efficacy")}}
 
-            _section(out["methods"], m, a.out, one, limit_s=min(a.method_limit_s, max(left(), 1.0)))
-            _save(out, a.out)
+            _section(out, m, a.out, one, limit_s=min(a.method_limit_s, max(left(), 1.0)), into=out["methods"])
             print(f"{m}: {out['methods'].get(m)}", flush=True)
         rows = out["methods"]
         base = rows.get("retrain", {}).get("run_time_s")
         for r in rows.values():
-            if isinstance(r, dict) and base and "run_time_s" in r:
+            if base:
                 r["fraction_of_retrain"] = round(r["run_time_s"] / base, 4)
                 # Retrain scales linearly with its epochs; the methods do not depend on them.
                 r["fraction_of_retrain_at_paper_epochs"] = round(

@@ -241,6 +241,9 @@ def test_resource_check_names_what_is_missing(monkeypatch):
     half_gpu = [{**gpu_node[0], "resources": {"CPU": 8.0, "GPU": 0.5}}]
     with pytest.raises(ConfigError, match="has no node with a GPU"):
         distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
+    monkeypatch.setenv(distributed.ENV_GPUS, "0.75")
+    with pytest.raises(ConfigError, match=r"0\.75 of a GPU each \(ADVUNLEARN_RAY_GPUS_PER_RUN\)"):
+        distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
     monkeypatch.setenv(distributed.ENV_GPUS, "0.25")
     assert distributed.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 0.25}
     assert distributed.run_resources({"device": "cpu"})["num_gpus"] == 0
