@@ -150,10 +150,12 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         h = attn.num_heads
         p, tr = self.dropout.p, self.training
         dh = d // h
-        qkv = F.linear(src, attn.in_proj_weight, attn.in_proj_bias).view(n, k, 3, h, dh).permute(2, 0, 3, 1, 4)
-        scores = torch.matmul(qkv[0], qkv[1].transpose(-1, -2)).mul_(dh ** -0.5)   # (n, h, k, k)
+        # unbind, not qkv[0..2]: indexing's backward zero-fills a full-size gradient three times per layer
+        q, kk, v = (t.transpose(1, 2) for t in
+                    F.linear(src, attn.in_proj_weight, attn.in_proj_bias).view(n, k, 3, h, dh).unbind(2))
+        scores = torch.matmul(q, kk.transpose(-1, -2)).mul_(dh ** -0.5)              # (n, h, k, k)
         weights = fast_dropout(torch.softmax(scores, dim=-1), attn.dropout, tr)
-        o = torch.matmul(weights, qkv[2])                                             # (n, h, k, dh)
+        o = torch.matmul(weights, v)                                                  # (n, h, k, dh)
         o = attn.out_proj(o.transpose(1, 2).reshape(n, k, d))
         x = self.norm1(src + fast_dropout(o, p, tr))
         f = self.linear2(fast_dropout(F.gelu(self.linear1(x)), p, tr))
