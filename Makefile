@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/advunlearn batch configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 tests --nbval-lax notebooks
+	$(PY) -m pytest -q --durations=15 --nbval-lax notebooks tests
 
 clean-results:
 	rm -rf results

@@ -1,9 +1,11 @@
 """The notebooks in a real browser: JupyterLab in headless Chromium, driven by Playwright.
 
-05_explorer: run all cells, read the explorer's numbers, move the α and β sliders and check that the
-numbers and the figure switch to the stored grid point (computed again here from the same store),
-then press "run fresh unlearning" and wait for its table.  03_adversarial_unlearning: run all cells
-and watch the live plot redraw while Algorithm 1 runs.
+03_adversarial_unlearning: run all cells and watch the live plot redraw while Algorithm 1 runs.
+05_explorer, in a second page while 03 runs: run all cells, read the explorer's numbers, move the α
+and β sliders and check that the numbers and the figure switch to the stored grid point (computed
+again here from the same store), then press "run fresh unlearning" and wait for its table.  The two
+notebooks run side by side (one kernel thread each), so the browser part takes as long as the
+longer of the two.
 
 Setup (not the browser part): 05_explorer's cells up to the explorer run once in this process
 against the scratch store, so the browser only loads stored grid points.  Needs Debian's
@@ -39,8 +41,8 @@ CHROMIUM = os.environ.get("ADVUNLEARN_CHROMIUM", "/usr/bin/chromium")
 # headless, and no background connections (the CI machines' network is closed: they would be refused)
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-# 03 in the browser: a short run with a record (and a redraw) every 2 iterations: 21 redraws
-LIVE_ITERATIONS, LIVE_RECORD_EVERY = 40, 2
+# 03 in the browser: a short run with a record (and a redraw) every 2 iterations: 9 figures
+LIVE_ITERATIONS, LIVE_RECORD_EVERY = 16, 2
 PREPOPULATE_S = 3600  # filling an empty store on a loaded 2-core machine
 SERVER_START_S = 90
 RUN_ALL_S = 240  # one notebook's Run All (the 2-core CI machines are shared)
@@ -134,15 +136,16 @@ def work(tmp_path_factory):
                         {"fetchNews": "false", "checkForUpdates": False})):
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(value))
+    # ADVUNLEARN_THREADS=1: the two notebooks' kernels run side by side on the CI machines' 2 cores
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_STORE": str(store), "ADVUNLEARN_PROGRESS": "0",
+           "ADVUNLEARN_THREADS": "1",
            "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab-workspaces"),
            "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"), "IPYTHONDIR": str(root / "ipython"),
            "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"), "PYTHONUNBUFFERED": "1"}
     return {"root": root, "nbdir": nbdir, "store": store, "env": env}
 
 
-@pytest.fixture(scope="module")
-def prepopulated(work):
+def _prepopulate(work) -> dict:
     """Fill the store: 05's code cells up to the explorer (parameters, setup, Retrain, the grid), run here.
 
     Run in this process with the kernel's environment, the notebook's own ``compute_grid`` call
@@ -172,6 +175,12 @@ def prepopulated(work):
 
 
 @pytest.fixture(scope="module")
+def prepopulated(pages):
+    """What :func:`_prepopulate` gave (run by ``pages`` while the browser pages load)."""
+    return pages["prepopulated"]
+
+
+@pytest.fixture(scope="module")
 def grid(prepopulated):
     """The expected grid: (scheme, α, β) -> point, as the notebook's compute_grid returned it here."""
     if prepopulated["error"]:
@@ -180,7 +189,7 @@ def grid(prepopulated):
 
 
 @pytest.fixture(scope="module")
-def server(work, prepopulated):
+def server(work):
     """JupyterLab on a free localhost port; kernels shut down and the process group killed afterwards."""
     t0 = time.perf_counter()
     port, token = _free_port(), secrets.token_hex(16)
@@ -231,45 +240,104 @@ def server(work, prepopulated):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def playwright_(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+        yield pw
 
 
-@pytest.fixture
-def lab(browser, server):
-    """A page opening one notebook in its own JupyterLab workspace; its kernels are shut down after."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(UI_S * 1000)
+class LabPage:
+    """One notebook in JupyterLab in a headless Chromium of its own, in its own workspace.
 
-    def open_notebook(name: str):
-        ws = re.sub(r"\W", "", name)
-        page.goto(f"{server['base']}/lab/workspaces/{ws}/tree/{name}?token={server['token']}")
+    One browser per notebook: of two pages in one headless Chromium, only the one being driven drew
+    its outputs, and the live plot must draw while the test works in the explorer's page.
+    ``close()`` closes the browser and shuts down this notebook's session (kernel) only.
+    """
+
+    def __init__(self, pw, server, name: str):
+        self.server, self.name = server, name
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        self.page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.set_default_timeout(UI_S * 1000)
+
+    def goto(self) -> None:
+        """Start loading JupyterLab with the notebook (returns once the page has loaded, before the kernel)."""
+        ws = re.sub(r"\W", "", self.name)
+        self.page.goto(f"{self.server['base']}/lab/workspaces/{ws}/tree/{self.name}?token={self.server['token']}")
+
+    def wait_ready(self):
+        """Wait until the cells are shown and the notebook's kernel is idle, server side and in the page."""
+        page, base, token = self.page, self.server["base"], self.server["token"]
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=SERVER_START_S * 1000)
-        # the notebook's kernel has started (server side) and the page shows it idle
         deadline = time.monotonic() + SERVER_START_S
-        while not any(s["path"].endswith(name) and s["kernel"]["execution_state"] == "idle"
-                      for s in _api(server["base"], server["token"], "/api/sessions")):
-            assert time.monotonic() < deadline, f"no idle kernel for {name} after {SERVER_START_S}s"
+        while not any(s["path"].endswith(self.name) and s["kernel"]["execution_state"] == "idle"
+                      for s in _api(base, token, "/api/sessions")):
+            assert time.monotonic() < deadline, f"no idle kernel for {self.name} after {SERVER_START_S}s"
             time.sleep(0.2)
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
                                timeout=SERVER_START_S * 1000)
         return page
 
-    try:
-        yield open_notebook
-    finally:
-        ctx.close()
+    def close(self) -> None:
         with contextlib.suppress(Exception):
-            for s in _api(server["base"], server["token"], "/api/sessions"):
-                _api(server["base"], server["token"], f"/api/sessions/{s['id']}", "DELETE")
+            self.browser.close()
+        with contextlib.suppress(Exception):
+            for s in _api(self.server["base"], self.server["token"], "/api/sessions"):
+                if s["path"].endswith(self.name):
+                    _api(self.server["base"], self.server["token"], f"/api/sessions/{s['id']}", "DELETE")
+
+
+def _short_03(work) -> tuple[str, int]:
+    """A copy of 03 whose parameters ask for LIVE_ITERATIONS iterations, a record every LIVE_RECORD_EVERY;
+    returns its name and the index of the live-plot cell."""
+    import nbformat
+
+    nb = nbformat.read(work["nbdir"] / "03_adversarial_unlearning.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for key, value in (("iterations", LIVE_ITERATIONS), ("record_every", LIVE_RECORD_EVERY)):
+        new, n = re.subn(rf"^{key}: int = None\b", f"{key}: int = {value}", params.source, flags=re.M)
+        assert n == 1, f"03's parameters cell has no '{key}: int = None' line:\n{params.source}"
+        params.source = new
+    name = "03_live_short.ipynb"
+    nbformat.write(nb, work["nbdir"] / name)
+    return name, _code_cell_index(nb, "LivePlot(")
+
+
+@pytest.fixture(scope="module")
+def pages(server, work, playwright_):
+    """Both notebooks open side by side and running: the short 03 (a sampler watching its live-plot
+    cell) and 05, each in its own browser.  While the two pages load and their kernels start,
+    :func:`_prepopulate` fills the store in a thread of this process; once both are done, Run All is
+    pressed in 03 and in 05.  The tests wait for the end of the run they check."""
+    import threading
+
+    t0 = time.perf_counter()
+    name, idx = _short_03(work)
+    prepop: dict = {"error": "the store was not filled (interrupted)"}
+
+    def fill():
+        prepop.update(_prepopulate(work))
+
+    filler = threading.Thread(target=fill, name="prepopulate", daemon=True)
+    filler.start()
+    nb03 = LabPage(playwright_, server, name)
+    nb05 = LabPage(playwright_, server, "05_explorer.ipynb")
+    try:
+        nb03.goto()
+        nb05.goto()
+        nb03.wait_ready()
+        nb05.wait_ready()
+        _took("browser: 03 and 05 opened, kernels idle", t0)
+        filler.join(PREPOPULATE_S)
+        nb03.page.evaluate(_SAMPLER_JS, idx)
+        start_run_all(nb03.page)
+        start_run_all(nb05.page)
+        _took("browser: store filled, Run All pressed in both", t0)
+        yield {"03": nb03.page, "05": nb05.page, "idx": idx, "t0": t0, "prepopulated": prepop}
+    finally:
+        nb03.close()
+        nb05.close()
 
 
 # ---- page actions -------------------------------------------------------------------------------
@@ -283,17 +351,28 @@ _PROMPTS_JS = """() => {
   return null;
 }"""
 
+_WATCH_JS = """() => { window.__auSeenRunning = false; clearInterval(window.__auWatch);
+  window.__auWatch = setInterval(() => {
+    if ([...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+        .some(p => p.textContent.includes('*'))) window.__auSeenRunning = true; }, 50); }"""
+
 _STDERR_JS = """() => [...document.querySelectorAll(
   '.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
   .map(e => e.textContent)"""
 
 
-def run_all(page, timeout_s: float = RUN_ALL_S) -> None:
-    """Run > Run All Cells, then wait until every code cell has an execution count (fail on an error)."""
-    page.evaluate("() => { window.__auSeenRunning = false; }")
+def start_run_all(page) -> None:
+    """Run > Run All Cells (returns at once; :func:`wait_run_all` waits for the end).  A watcher in
+    the page notes that cells ran, so the end is recognised even if nobody polled meanwhile."""
+    page.evaluate(_WATCH_JS)
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+
+
+def wait_run_all(page, timeout_s: float = RUN_ALL_S) -> None:
+    """Wait until every code cell has an execution count after :func:`start_run_all` (fail on an error)."""
     state = page.wait_for_function(_PROMPTS_JS, timeout=timeout_s * 1000, polling=200).json_value()
+    page.evaluate("() => clearInterval(window.__auWatch)")
     if not state["done"]:
         errors = "\n".join(page.evaluate(_STDERR_JS))
         pytest.fail(f"Run All stopped before the end (prompts {state['prompts']}):\n{errors[-6000:]}")
@@ -326,12 +405,12 @@ _FIG_JS = """el => { const gd = el.querySelector('.js-plotly-plot');
 
 
 # ---- tests --------------------------------------------------------------------------------------
-def test_explorer_sliders_and_fresh_run(grid, lab):
+def test_explorer_sliders_and_fresh_run(grid, pages):
     """05: the numbers and the figure follow the α and β sliders to the stored points; the button runs fresh."""
-    t0 = time.perf_counter()
-    page = lab("05_explorer.ipynb")
-    run_all(page)
-    _took("browser: 05 open + Run All", t0)
+    t0 = pages["t0"]
+    page = pages["05"]
+    wait_run_all(page)
+    _took("browser: 05 open + Run All (beside 03)", t0)
 
     box = page.locator(".widget-vbox:has(> .au-alpha)")
     assert box.count() == 1, "the explorer widget did not render"
@@ -390,10 +469,11 @@ def test_explorer_sliders_and_fresh_run(grid, lab):
 
 
 _SAMPLER_JS = """idx => {
+  // Snapshots of the live-plot cell: on every DOM change in the cell (a MutationObserver, so no drawn
+  // figure is missed when a busy page renders several outputs back to back) and every 100 ms.
   window.__auStates = [];
-  window.__auSampler = setInterval(() => {
-    const cell = document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[idx];
-    if (!cell) return;
+  const cell = document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')[idx];
+  const snap = () => {
     const prompt = (cell.querySelector('.jp-InputPrompt') || {}).textContent || '';
     const gd = cell.querySelector('.jp-OutputArea .js-plotly-plot');
     if (!gd || !gd.data || !gd.data.length || !gd.querySelector('.main-svg')) return;
@@ -404,34 +484,22 @@ _SAMPLER_JS = """idx => {
     const prev = window.__auStates[window.__auStates.length - 1];
     if (!prev || prev.points !== s.points || prev.last !== s.last || prev.running !== s.running)
       window.__auStates.push(s);
-  }, 50);
+  };
+  window.__auObserver = new MutationObserver(snap);
+  window.__auObserver.observe(cell, {childList: true, subtree: true, characterData: true});
+  window.__auSampler = setInterval(snap, 100);
 }"""
 
 
-def test_live_plot_updates_while_running(prepopulated, lab, work):
+
+def test_live_plot_updates_while_running(pages):
     """03: the live-plot cell redraws its plotly figure while Algorithm 1 runs."""
-    import nbformat
-
-    t0 = time.perf_counter()
-    # a short run: the parameters cell of a scratch copy asks for LIVE_ITERATIONS iterations
-    src = work["nbdir"] / "03_adversarial_unlearning.ipynb"
-    nb = nbformat.read(src, as_version=4)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    for key, value in (("iterations", LIVE_ITERATIONS), ("record_every", LIVE_RECORD_EVERY)):
-        new, n = re.subn(rf"^{key}: int = None\b", f"{key}: int = {value}", params.source, flags=re.M)
-        assert n == 1, f"03's parameters cell has no '{key}: int = None' line:\n{params.source}"
-        params.source = new
-    name = "03_live_short.ipynb"
-    nbformat.write(nb, work["nbdir"] / name)
-    idx = _code_cell_index(nb, "LivePlot(")
-
-    page = lab(name)
-    page.evaluate(_SAMPLER_JS, idx)
+    page, idx = pages["03"], pages["idx"]
     # without the stored θ0 and attacker (05 failed to fill the store) this run trains them too
-    run_all(page, RUN_ALL_S if prepopulated["error"] is None else PREPOPULATE_S)
-    page.evaluate("() => clearInterval(window.__auSampler)")
+    wait_run_all(page, RUN_ALL_S if pages["prepopulated"]["error"] is None else PREPOPULATE_S)
+    page.evaluate("() => { clearInterval(window.__auSampler); window.__auObserver.disconnect(); }")
     states = page.evaluate("() => window.__auStates")
-    _took("browser: 03 open + Run All", t0)
+    _took("browser: 03 open + Run All (beside 05)", pages["t0"])
 
     while_running = [s for s in states if s["running"]]
     seen = sorted({s["points"] for s in while_running})
