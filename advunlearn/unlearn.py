@@ -57,7 +57,8 @@ import torch
 from torch import nn
 
 from .attacker import (IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
-                       make_tokens, pretrain_attacker, probs_and_sensitivity, probs_with_grad)
+                       make_attacker_optimizer, make_tokens, pretrain_attacker, probs_and_sensitivity,
+                       probs_with_grad)
 from .config import AttackerConfig, ConfigError, UnlearnConfig, check_choice, check_range
 from .losses import attacker_loss, barlow_twins_loss, cross_correlation
 from .models import check_defender
@@ -273,8 +274,8 @@ class AdversarialUnlearner:
 
         self.def_opt = make_sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
         # The paper does not name the attacker's optimiser: SGD, momentum 0.9 (SAMIA's), at cfg.attacker_lr.
-        self.att_opt = torch.optim.SGD(attacker.parameters(), lr=cfg.attacker_lr, momentum=attacker_cfg.momentum,
-                                       weight_decay=attacker_cfg.weight_decay)
+        self.att_opt = make_attacker_optimizer(attacker.parameters(), cfg.attacker_lr, attacker_cfg.momentum,
+                                               attacker_cfg.weight_decay)
         self.gen = torch.Generator().manual_seed(self.seed)                     # batch order
         self.dgen = torch.Generator(device=dev).manual_seed(self.seed + 1)     # noise, augmentation
         self.r_idx, self.f_idx, self.v_idx = (torch.as_tensor(t).to(dev)
