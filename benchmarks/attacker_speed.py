@@ -1,0 +1,103 @@
+"""The attacker's cost on digits: 1,000 attacker pretraining iterations plus 300 iterations of
+Algorithm 1 with the MLP defender, against a 10 s target, and the floor the arithmetic sets.
+
+    python benchmarks/attacker_speed.py                  # all cores
+    ADVUNLEARN_THREADS=1 python benchmarks/attacker_speed.py
+
+θ0 is trained first (not timed).  Then, timed: ``pretrain_attacker`` with 1,000 iterations (the
+feature pass included) and 300 iterations of Algorithm 1 (``history.method_time_s``: the records'
+evaluation left out; the unlearning batch of the digits CPU profile).  The script also counts the
+attacker's floating-point work (matrix products only) and times one matrix product of the
+attacker's largest shape, so it can print the time the work would take if every FLOP ran at that
+product's rate: a floor no implementation of this attacker on this machine gets under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from advunlearn.attacker import pretrain_attacker  # noqa: E402
+from advunlearn.config import AttackerConfig  # noqa: E402
+from advunlearn.experiment import Experiment  # noqa: E402
+from advunlearn.runner import unlearn_config  # noqa: E402
+from advunlearn.unlearn import adversarial_unlearn  # noqa: E402
+
+
+def attacker_forward_flops(n: int, k: int, cfg: AttackerConfig) -> float:
+    """FLOPs of one attacker forward on ``n`` samples of ``k`` tokens (matrix products only)."""
+    d, ff = cfg.d_model, cfg.ff
+    per_token_layer = 3 * d * d + d * d + 2 * d * ff + 2 * k * d  # q/k/v, out, feed-forward, attention
+    macs = n * (k * 3 * d + cfg.layers * k * per_token_layer + k * d * 64 + 64)
+    return 2.0 * macs
+
+
+def gemm_rate(m: int, kdim: int, n: int, reps: int = 200) -> float:
+    """GFLOP/s of an (m x kdim) @ (kdim x n) fp32 product on this machine."""
+    a, b = torch.randn(m, kdim), torch.randn(kdim, n)
+    for _ in range(10):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2.0 * m * kdim * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--attacker-iterations", type=int, default=1000)
+    ap.add_argument("--unlearn-iterations", type=int, default=300)
+    ap.add_argument("--target-s", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = Experiment(dataset="digits", scheme="random", seed=a.seed, profile="cpu", device="cpu",
+                         results=tmp, progress=False)
+        original, _ = exp.original()
+        acfg = exp.prof.attacker.updated(iterations=a.attacker_iterations)
+        t0 = time.perf_counter()
+        attacker, rep = pretrain_attacker(original, exp.data, exp.splits.train, exp.splits.val, acfg,
+                                          seed=a.seed, progress=False)
+        t_att = time.perf_counter() - t0
+        ucfg = unlearn_config(exp, iterations=a.unlearn_iterations, record_every=a.unlearn_iterations)
+        _, hist = adversarial_unlearn(copy.deepcopy(original), exp.data, exp.splits, ucfg, attacker=attacker,
+                                      masks=None, seed=a.seed, progress=False)
+        t_unl = hist.method_time_s
+    k, bsz = exp.data.num_classes, acfg.batch_size
+    fwd = attacker_forward_flops(bsz, k, acfg)
+    # attacker step: forward + backward (about 3 forwards); defender step: forward + backward to the
+    # inputs only (about 2 forwards), on 2 x the unlearning batch
+    n_alg = 2 * ucfg.batch_size
+    flops = (a.attacker_iterations * 3 * fwd
+             + a.unlearn_iterations * (3 + 2) * attacker_forward_flops(n_alg, k, acfg))
+    rate = gemm_rate(bsz * k, acfg.d_model, 3 * acfg.d_model)
+    total = t_att + t_unl
+    out = {"threads": torch.get_num_threads(), "attacker_iterations": a.attacker_iterations,
+           "attacker_pretrain_s": round(t_att, 2), "attacker_feature_s": round(rep["feature_time_s"], 2),
+           "unlearn_iterations": a.unlearn_iterations, "unlearn_s": round(t_unl, 2), "total_s": round(total, 2),
+           "target_s": a.target_s, "ratio_to_target": round(total / a.target_s, 2),
+           "attacker_gflop": round(flops / 1e9, 1), "gemm_gflops": round(rate, 1),
+           "floor_s": round(flops / 1e9 / rate, 2), "achieved_gflops": round(flops / 1e9 / total, 1)}
+    print(f"digits MLP defender, {out['threads']} thread(s): {a.attacker_iterations} attacker iterations "
+          f"{t_att:.1f}s + {a.unlearn_iterations} unlearning iterations {t_unl:.1f}s = {total:.1f}s "
+          f"-> {total / a.target_s:.2f}x the {a.target_s:g}s target")
+    print(f"attacker work {out['attacker_gflop']} GFLOP (matrix products); this machine's sgemm "
+          f"{out['gemm_gflops']} GFLOP/s -> floor {out['floor_s']}s; achieved {out['achieved_gflops']} GFLOP/s "
+          f"({total / out['floor_s']:.2f}x the floor)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
