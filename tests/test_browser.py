@@ -223,9 +223,14 @@ def server(work):
         _took("browser: server start", t0)
         yield {"base": base, "token": token, "log": log}
     finally:
+        t1 = time.perf_counter()
+        # every kernel shut down through the REST API, side by side (each DELETE waits for its kernel)
         with contextlib.suppress(Exception):
-            for k in _api(base, token, "/api/kernels"):
-                _api(base, token, f"/api/kernels/{k['id']}", "DELETE")
+            import concurrent.futures
+
+            kernels = _api(base, token, "/api/kernels")
+            with concurrent.futures.ThreadPoolExecutor(max(1, len(kernels))) as pool:
+                list(pool.map(lambda k: _api(base, token, f"/api/kernels/{k['id']}", "DELETE"), kernels))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -236,6 +241,7 @@ def server(work):
             proc.wait(timeout=10)
         fh.close()
         signal.signal(signal.SIGTERM, old_term)
+        _took("cleanup: kernels and server stopped", t1)
         print("\ntimes (s): " + ", ".join(f"{k} {v:.1f}" for k, v in TIMES.items()))
 
 
@@ -252,7 +258,7 @@ class LabPage:
 
     One browser per notebook: of two pages in one headless Chromium, only the one being driven drew
     its outputs, and the live plot must draw while the test works in the explorer's page.
-    ``close()`` closes the browser and shuts down this notebook's session (kernel) only.
+    ``close()`` closes the browser; the server fixture shuts the kernels down, all at once.
     """
 
     def __init__(self, pw, server, name: str):
@@ -282,10 +288,6 @@ class LabPage:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.browser.close()
-        with contextlib.suppress(Exception):
-            for s in _api(self.server["base"], self.server["token"], "/api/sessions"):
-                if s["path"].endswith(self.name):
-                    _api(self.server["base"], self.server["token"], f"/api/sessions/{s['id']}", "DELETE")
 
 
 def _short_03(work) -> tuple[str, int]:
@@ -336,8 +338,10 @@ def pages(server, work, playwright_):
         _took("browser: store filled, Run All pressed in both", t0)
         yield {"03": nb03.page, "05": nb05.page, "idx": idx, "t0": t0, "prepopulated": prepop}
     finally:
+        t1 = time.perf_counter()
         nb03.close()
         nb05.close()
+        _took("cleanup: browsers closed", t1)
 
 
 # ---- page actions -------------------------------------------------------------------------------
