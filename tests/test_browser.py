@@ -1,14 +1,14 @@
 """The notebooks in a real browser: JupyterLab in headless Chromium, driven by Playwright.
 
 03_adversarial_unlearning: run all cells and watch the live plot redraw while Algorithm 1 runs.
-05_explorer, in a second page while 03 runs: run all cells, read the explorer's numbers, move the α
+05_explorer, in a second browser while 03 runs: run all cells, read the explorer's numbers, move the α
 and β sliders and check that the numbers and the figure switch to the stored grid point (computed
 again here from the same store), then press "run fresh unlearning" and wait for its table.  The two
 notebooks run side by side (one kernel thread each), so the browser part takes as long as the
 longer of the two.
 
-Setup (not the browser part): 05_explorer's cells up to the explorer run once in this process
-against the scratch store, so the browser only loads stored grid points.  Needs Debian's
+Setup: while the two pages load, 05_explorer's cells up to the explorer run once in a thread of
+this process against the scratch store, so the browser only loads stored grid points.  Needs Debian's
 ``chromium`` (or ``ADVUNLEARN_CHROMIUM`` naming another Chromium binary) and the ``playwright``
 package; see docs/browser-test.md.
 Screenshots go to ``test-output/browser/``.
