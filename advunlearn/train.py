@@ -51,9 +51,14 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def channels_last(model: nn.Module) -> bool:
+    """Whether ``model`` runs channels_last (every model but the MLP, on every device)."""
+    return getattr(model, "arch", "") != "mlp"
+
+
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     model.to(device)
-    if getattr(model, "arch", "") != "mlp":
+    if channels_last(model):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -109,6 +114,7 @@ def fit(model: nn.Module, data, indices: torch.Tensor, cfg: TrainConfig, *, seed
     sign = -1.0 if ascent else 1.0
     running = torch.zeros((), device=device)
     bar = _progress(total, desc, progress)
+    to_channels_last = channels_last(model)
     t0 = time.perf_counter()
     model.train()
     step = 0
@@ -116,7 +122,7 @@ def fit(model: nn.Module, data, indices: torch.Tensor, cfg: TrainConfig, *, seed
         perm = indices[torch.randperm(n, generator=gen, device=gen.device).to(device)]
         for b in range(steps_per_epoch):
             xb, yb = data.batch(perm[b * bs:(b + 1) * bs], augment=cfg.augment, generator=gen)
-            if getattr(model, "arch", "") != "mlp":
+            if to_channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 loss = crit(step_fn(xb), yb)

@@ -348,7 +348,6 @@ def pages(server, work, playwright_):
 _PROMPTS_JS = """() => {
   const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-CodeCell')];
   const prompts = cells.map(c => (c.querySelector('.jp-InputPrompt') || {}).textContent || '');
-  if (prompts.some(p => p.includes('*'))) window.__auSeenRunning = true;
   const running = prompts.some(p => p.includes('*'));
   const done = prompts.every(p => /\\[\\d+\\]/.test(p));
   if (window.__auSeenRunning && !running) return {done, prompts};
