@@ -15,6 +15,12 @@ before anything is written and :func:`run_on_ray` for the unfinished runs (see `
   ``status.json`` and the batch goes on.  A watchdog process kills the notebook (papermill and its
   kernel) of a worker that died, so a retry never races an orphaned predecessor.
 * Each attempt appends ``{"pid", "host", "node_id", "started"}`` to ``<run>/ray_worker.json``.
+* Token authentication: ``ray start`` turns it on when ``RAY_AUTH_MODE`` is unset and a token is
+  found (``~/.ray/auth_token``, which a local ``ray.init()`` writes, ``RAY_AUTH_TOKEN`` or
+  ``RAY_AUTH_TOKEN_PATH``), but ``ray.init(address=...)`` does not.  Connecting to an address, this
+  module applies ``ray start``'s rule (see :func:`_client_auth_like_ray_start`), which also sets
+  ``RAY_AUTH_MODE=token`` in this process's environment; a client in token mode still connects to
+  a cluster without authentication.
 
 Ray is imported lazily: the rest of the package works without the ``ray`` extra.
 """
@@ -157,9 +163,39 @@ def _tcp_check(address: str, timeout: float = 5.0) -> None:
                           "out to start a local Ray instance") from None
 
 
+def _client_auth_like_ray_start() -> None:
+    """Send this machine's Ray token when ``RAY_AUTH_MODE`` is unset and a token exists.
+
+    A head started here with ``ray start`` requires the token in that case, and the error Ray gives
+    a client without it ("Failed to connect to Ray cluster") does not say why.  Ray's own rule,
+    from its (private) module; a Ray without token authentication lacks it and needs nothing.
+    """
+    import logging
+
+    try:
+        from ray._private.authentication import authentication_token_setup as auth
+    except ImportError:
+        return
+    log = logging.getLogger(auth.__name__)
+    level = log.level
+    log.setLevel(logging.ERROR)  # its "token authentication is enabled" warning
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+
+        # Read the token as it is now: an earlier local instance in this process may have cached its own.
+        AuthenticationTokenLoader.instance().reset_cache()
+        auth.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except Exception:  # a changed private API: connect as Ray would; the error below explains failures
+        pass
+    finally:
+        log.setLevel(level)
+
+
 _PROBE_SRC = r"""
 import json, logging, sys
 import ray
+from advunlearn.distributed import _client_auth_like_ray_start
+_client_auth_like_ray_start()
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level=logging.ERROR)
 nodes = [{"alive": bool(n.get("Alive")), "host": n.get("NodeManagerHostname") or n.get("NodeManagerAddress"),
           "node_id": n.get("NodeID"), "resources": n.get("Resources") or {}} for n in ray.nodes()]
@@ -170,21 +206,54 @@ ray.shutdown()
 
 def _probe_address(address: str) -> list[dict]:
     """Connect from a throw-away process (ray.init can hang for minutes on a wrong port) and list the nodes."""
+    import threading
+
     timeout = _env_number(ENV_CONNECT_TIMEOUT, 60, 1, integer=False)
     cmd = [sys.executable, "-c", _PROBE_SRC, address, _NODES_TAG]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    err_lines: list[str] = []
+    refused = threading.Event()  # Ray retries a refused token for about 20 s; the first refusal says enough
+
+    def read_err():
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace")
+            err_lines.append(line)
+            if "InvalidAuthToken" in line or "AuthenticationError" in line:
+                refused.set()
+                return
+
+    out_parts: list[bytes] = []
+    readers = [threading.Thread(target=read_err, daemon=True),
+               threading.Thread(target=lambda: out_parts.append(proc.stdout.read()), daemon=True)]
+    for r in readers:
+        r.start()
+    t_end = time.monotonic() + timeout
+    while proc.poll() is None and not refused.is_set() and time.monotonic() < t_end:
+        refused.wait(0.1)
+    timed_out = proc.poll() is None and not refused.is_set()
+    if proc.poll() is None:
         proc.kill()
-        proc.communicate()
+    proc.wait()
+    for r in readers:
+        r.join(5)
+    out = b"".join(out_parts)
+    proc.stdout.close()
+    proc.stderr.close()
+    if refused.is_set():
+        raise ConfigError(f"the Ray cluster at address={address!r} requires token authentication and refused "
+                          "this machine (no token sent, or another one): put the head's ~/.ray/auth_token in "
+                          "~/.ray/auth_token here or name it with RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN), and "
+                          "leave RAY_AUTH_MODE unset or set it to 'token'; see \"Token authentication\" in "
+                          "Ray's security documentation")
+    if timed_out:
         raise ConfigError(f"address={address!r} accepts connections but gave no Ray cluster within {timeout:g} s "
                           f"({ENV_CONNECT_TIMEOUT}); is it the head's GCS port (6379 by default, not the "
-                          "dashboard's 8265; Ray Client's 10001 needs ray://HOST:10001)?") from None
+                          "dashboard's 8265; Ray Client's 10001 needs ray://HOST:10001)?")
     for line in out.decode(errors="replace").splitlines():
         if line.startswith(_NODES_TAG):
             return json.loads(line[len(_NODES_TAG):])
-    lines = [l for l in err.decode(errors="replace").splitlines() if l.strip()]
+    text = "".join(err_lines)
+    lines = [l for l in text.splitlines() if l.strip()]
     msg = next((l for l in reversed(lines) if "Error" in l or "error" in l), lines[-1] if lines else "no output")
     raise ConfigError(f"cannot connect to the Ray cluster at address={address!r}: {msg.strip()[:400]}")
 
@@ -213,6 +282,7 @@ def _init(ray, target: str | None) -> None:
             raise ConfigError(f"could not start a local Ray instance ({type(e).__name__}: {e}); start one with "
                               "`ray start --head` and pass --address, or use --backend local") from None
     else:
+        _client_auth_like_ray_start()
         ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, runtime_env=env)
 
 

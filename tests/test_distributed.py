@@ -8,6 +8,7 @@ once and the same numbers as the local backend on the same grid.
 import csv
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -72,10 +73,18 @@ def _stop_cluster(tmp: Path, client_port: int) -> None:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A one-node cluster with 2 CPUs and no GPU; yields its address HOST:PORT."""
+    """A one-node cluster with 2 CPUs and no GPU; yields its address HOST:PORT.
+
+    Its token, in the file named by RAY_AUTH_TOKEN_PATH, is what `ray start` does when it finds
+    ~/.ray/auth_token (which any local ray.init() writes): with RAY_AUTH_MODE unset, the batch must
+    find the token and connect with it.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     ray_cli = Path(sys.executable).with_name("ray")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    token = tmp / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["RAY_AUTH_TOKEN_PATH"] = str(token)
     err = ""
     for _ in range(2):  # on a busy machine the raylet can miss its 15 s agent deadline; try once more
         port, client = _free_port(), _free_port()
@@ -90,9 +99,15 @@ def ray_head():
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.fail(f"`ray start --head` failed twice:\n{err}")
+    saved = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
     try:
         yield f"127.0.0.1:{port}"
     finally:
+        if saved is None:
+            os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        else:
+            os.environ["RAY_AUTH_TOKEN_PATH"] = saved
         _stop_cluster(tmp, client)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -123,7 +138,7 @@ class WorkerKiller(threading.Thread):
     def __init__(self, run_dir: Path, mid_run: bool):
         super().__init__(daemon=True)
         self.run_dir, self.mid_run = run_dir, mid_run
-        self.killed_pid, self.orphans, self.error = None, [], None
+        self.killed_pid, self.orphans, self.guards, self.error = None, [], [], None
         self.stop = threading.Event()
 
     def run(self):
@@ -157,9 +172,22 @@ class WorkerKiller(threading.Thread):
                 t_kernel = time.monotonic()
             if nb and (not self.mid_run or (t_kernel and time.monotonic() - t_kernel > 1)):
                 self.orphans = nb
+                self.guards = [p for p, c in cmds.items() if "psutil.Process(int(sys.argv[1]))" in c]
                 self.killed_pid = pid
                 os.kill(pid, signal.SIGKILL)
                 return
+
+
+def _orphans_left(killer: WorkerKiller) -> list[int]:
+    """PIDs of the killed worker's notebook processes still alive once its watchdog has finished.
+
+    The watchdog kills them after the worker's death, concurrently with Ray reporting that death to
+    the driver, so the batch may return first: wait for the watchdog, then look.
+    """
+    assert killer.guards, "the killed worker had no watchdog"
+    _, alive = psutil.wait_procs(killer.guards, timeout=30)
+    assert not alive, f"the watchdog did not finish: {[p.pid for p in alive]}"
+    return [p.pid for p in killer.orphans if _alive(p)]
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -326,7 +354,7 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
     other = tmp_path / "ray" / "runs" / run_id(runs[1])
     assert len(json.loads((other / distributed.WORKER_FILE).read_text())["attempts"]) == 1
     # The killed worker's notebook (papermill and its kernel) did not outlive it.
-    assert killer.orphans and not [p.pid for p in killer.orphans if _alive(p)]
+    assert killer.orphans and not _orphans_left(killer)
     done = [l for l in logs if " done in " in l]
     assert len(done) == 2 and [l for l in done if "attempt 2" in l and target.name in l], logs
     for name in names:
@@ -370,6 +398,19 @@ def test_run_is_recorded_failed_when_retries_are_exhausted(ray_head, tmp_path, f
     assert st["error"].startswith("Ray gave up after 1 attempt(s):") and "Worker" in st["error"], st["error"]
     assert not (run_dir / "result.json").exists()
     assert any(l.startswith(f"[1/1] {run_dir.name} FAILED: Ray gave up") for l in logs), logs
-    assert not [p.pid for p in killer.orphans if _alive(p)]
+    assert killer.orphans and not _orphans_left(killer)
     batch = json.loads((tmp_path / "out" / "batch_status.json").read_text())
     assert batch["failed"] == 1 and batch["done"] == 0
+
+
+@pytest.mark.slow
+def test_cluster_with_token_auth_refusing_this_machine_is_a_config_error(ray_head, tmp_path, fast_env, monkeypatch):
+    # A client that sends no token (RAY_AUTH_MODE=disabled here) is refused by the head; Ray itself
+    # says only "Failed to connect to Ray cluster".
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_gcs_rpc_server_connect_timeout_s", "3")  # Ray's retries, shortened
+    cfg = _config(tmp_path, "auth", seeds=(0,))
+    with pytest.raises(ConfigError, match=r"requires token authentication and refused this machine.*RAY_AUTH_TOKEN_PATH"):
+        run_batch(cfg, results=tmp_path / "out", backend="ray", address=ray_head, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+    assert not ray.is_initialized()
