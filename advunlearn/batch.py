@@ -15,7 +15,9 @@ A config (see ``configs/``)::
 
 Each run gets ``<results>/runs/<run-id>/`` with ``params.json``, the executed notebook,
 ``result.json`` (the records the notebook writes) and ``status.json`` written last.  Run again
-after a crash or a kill: runs whose status is ``done`` are skipped, the others are redone.  Models
+after a crash or a kill: runs whose status is ``done`` are skipped, the others are redone.  A done
+run also records a fingerprint of the package's profile settings (:func:`settings_fingerprint`);
+when ``advunlearn.config`` has changed since, the run is redone rather than kept stale.  Models
 and intermediate artifacts live in ``<results>/store`` and are shared by all runs, so a redone run
 reuses whatever its killed predecessor had finished.  At the end ``results.csv`` and the report
 (``report/``) are built from every finished run.
@@ -160,6 +162,23 @@ def run_status(run_dir: Path) -> dict | None:
         return None
 
 
+def settings_fingerprint() -> str:
+    """A hash of every profile resolved for every dataset (``advunlearn.config``).
+
+    A run's parameters name a profile, not its values, so a run finished before a profile's defaults
+    changed (say, the digits unlearning settings) would otherwise be skipped with stale results.
+    """
+    from .config import get_profile, profile_to_dict
+
+    return config_hash({p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES})[:16]
+
+
+def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:
+    """Whether a run is done, its records are there, and it ran under the current profile settings."""
+    return bool(status and status.get("state") == "done" and (run_dir / "result.json").exists()
+                and status.get("settings") == fingerprint)
+
+
 def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeout: float) -> dict:
     """Execute one notebook run with papermill in its own process group; returns its status dict.
 
@@ -192,7 +211,8 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     wall = time.perf_counter() - t0
     text = out.decode(errors="replace") if out else ""
     ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
-    status = {"state": "done" if ok else "failed", "wall_s": round(wall, 2), "params": params}
+    status = {"state": "done" if ok else "failed", "wall_s": round(wall, 2), "params": params,
+              "settings": settings_fingerprint()}
     if not ok:
         status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
     atomic_write_json(run_dir / "status.json", status)
@@ -303,13 +323,15 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
     try:
         _check_writable(cfg.results)
         store = cfg.results / "store"
-        todo = []
+        todo, fingerprint = [], settings_fingerprint()
         for p in runs:
             d = cfg.results / "runs" / run_id(p)
             st = run_status(d)
-            if st and st.get("state") == "done" and (d / "result.json").exists():
+            if is_current(st, d, fingerprint):
                 log(f"[skip] {d.name}: done earlier")
             else:
+                if st and st.get("state") == "done":
+                    log(f"[redo] {d.name}: done earlier under other profile settings (advunlearn.config changed)")
                 todo.append((p, d))
         log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
             f"({cfg.notebook.name}, backend {backend})")

@@ -587,7 +587,7 @@ def run_on_ray(cfg: BatchConfig, todo: list[tuple[dict, Path]], store: Path, add
 
 def _record_failure(run_dir: Path, params: dict, e: BaseException, t_submit: float) -> dict:
     """status.json of a run Ray gave up on (same schema as execute_run's), unless it had finished."""
-    from .batch import run_status
+    from .batch import run_status, settings_fingerprint
     from .store import atomic_write_json
 
     st = run_status(run_dir)
@@ -601,7 +601,8 @@ def _record_failure(run_dir: Path, params: dict, e: BaseException, t_submit: flo
         error = f"the Ray task raised {_short(e)}"
     else:  # its worker or node died on every attempt
         error = f"Ray gave up after {len(attempts)} attempt(s): {_short(e)}"
-    status = {"state": "failed", "wall_s": round(time.time() - t0, 2), "params": params, "error": error}
+    status = {"state": "failed", "wall_s": round(time.time() - t0, 2), "params": params,
+              "settings": settings_fingerprint(), "error": error}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "status.json", status)
     return status

@@ -97,6 +97,53 @@ def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     assert {r["method"] for r in _rows(res / "results.csv")} == {"retrain", "ft"}
 
 
+def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkeypatch):
+    # A run's params name its profile, not the profile's values: a run finished before a default
+    # changed (here the tiny digits unlearning settings) must not be kept as if it were current.
+    from advunlearn import batch, config
+
+    executed = []
+
+    def fake_execute(nb, params, run_dir, store, timeout):
+        executed.append(Path(run_dir).name)
+        d = Path(run_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
+        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint()}
+        (d / "status.json").write_text(json.dumps(st))
+        return st
+
+    monkeypatch.setattr(batch, "execute_run", fake_execute)
+    cfg = write(tmp_path, GOOD + "report: false\n")
+    res = tmp_path / "r"
+    assert run_batch(cfg, results=res, log=lambda *_: None) == 0
+    first = sorted(executed)
+    assert len(first) == 2
+
+    executed.clear()
+    logs = []
+    assert run_batch(cfg, results=res, log=logs.append) == 0
+    assert executed == [] and sum(l.startswith("[skip]") for l in logs) == 2
+
+    before = batch.settings_fingerprint()
+    changed = {k: v.updated(alpha=v.alpha + 1.0) for k, v in config.PROFILES["tiny"]["digits"]["unlearn"].items()}
+    monkeypatch.setitem(config.PROFILES["tiny"]["digits"], "unlearn", changed)
+    assert batch.settings_fingerprint() != before
+    logs.clear()
+    assert run_batch(cfg, results=res, log=logs.append) == 0
+    assert sorted(executed) == first
+    assert sum(l.startswith("[redo]") and "other profile settings" in l for l in logs) == 2, logs
+
+    # A status written before fingerprints existed cannot be trusted either.
+    d = res / "runs" / first[0]
+    st = json.loads((d / "status.json").read_text())
+    del st["settings"]
+    (d / "status.json").write_text(json.dumps(st))
+    executed.clear()
+    assert run_batch(cfg, results=res, log=lambda *_: None) == 0
+    assert executed == [first[0]]
+
+
 @pytest.mark.slow
 def test_sigkill_midway_then_resume(tmp_path):
     """Kill the batch (and its notebook) with SIGKILL during the second run; rerun; nothing lost."""

@@ -359,7 +359,7 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
     assert len(done) == 2 and [l for l in done if "attempt 2" in l and target.name in l], logs
     for name in names:
         st = json.loads((tmp_path / "ray" / "runs" / name / "status.json").read_text())
-        assert st["state"] == "done" and set(st) == {"state", "wall_s", "params"}
+        assert st["state"] == "done" and set(st) == {"state", "wall_s", "params", "settings"}
 
     rc = run_batch(cfg, results=tmp_path / "local", backend="local", log=lambda m: None)
     assert rc == 0
@@ -393,7 +393,7 @@ def test_run_is_recorded_failed_when_retries_are_exhausted(ray_head, tmp_path, f
     assert killer.error is None, killer.error
     assert killer.killed_pid and rc == 1
     st = json.loads((run_dir / "status.json").read_text())
-    assert set(st) == {"state", "wall_s", "params", "error"} and st["state"] == "failed"
+    assert set(st) == {"state", "wall_s", "params", "settings", "error"} and st["state"] == "failed"
     assert st["params"] == params and st["wall_s"] > 0
     assert st["error"].startswith("Ray gave up after 1 attempt(s):") and "Worker" in st["error"], st["error"]
     assert not (run_dir / "result.json").exists()
