@@ -198,19 +198,28 @@ def _paper_unlearn() -> dict[str, UnlearnConfig]:
 PAPER_UNLEARN = _paper_unlearn()
 
 
-def _digits_unlearn() -> dict[str, UnlearnConfig]:
+def _digits_unlearn(profile: str) -> dict[str, UnlearnConfig]:
     # Chosen by scripts/tune_unlearn.py on tuning seeds 100-101 (never the reporting seeds 0-4),
-    # scored by the distance to Retrain on UA, RA and held-out validation accuracy; see docs/tuning.md.
+    # scored by the distance to Retrain on UA, RA and held-out validation accuracy; see docs/tuning.md
+    # ("Recommendation"). Class-wise: one setting for dense and sparse, the one that forgot the class
+    # on every tuning (seed, sparsity); the criterion alone preferred alpha 20, lr 0.02 for the sparse
+    # model, which failed on both dense seeds.
     base = UnlearnConfig(alpha=5.0, beta=1e-3, lambd=5e-3, batch_size=64, augment=False)
-    return {
-        "random-dense": base.updated(lr=0.03, iterations=200),
-        "random-sparse": base.updated(lr=0.03, iterations=50),
-        "class-dense": base.updated(lr=0.02, iterations=200, alpha_off_after=60),
-        "class-sparse": base.updated(lr=0.02, iterations=100, alpha_off_after=60),
+    if profile == "cpu":
+        return {
+            "random-dense": base.updated(lr=0.01, iterations=200),
+            "random-sparse": base.updated(alpha=20.0, lr=0.01, iterations=100),
+            "class": base.updated(lr=0.05, iterations=200, alpha_off_after=100),
+        }
+    return {  # tiny: 30 pretraining epochs, a 200-iteration attacker
+        "random-dense": base.updated(alpha=20.0, lr=0.01, iterations=50),
+        "random-sparse": base.updated(alpha=20.0, lr=0.01, iterations=100),
+        "class": base.updated(lr=0.05, iterations=100, alpha_off_after=60),
     }
 
 
-DIGITS_UNLEARN = _digits_unlearn()
+DIGITS_UNLEARN = _digits_unlearn("cpu")
+DIGITS_UNLEARN_TINY = _digits_unlearn("tiny")
 
 
 def _profiles() -> dict[str, dict[str, dict]]:
@@ -245,7 +254,7 @@ def _profiles() -> dict[str, dict[str, dict]]:
                             attacker=AttackerConfig(iterations=100), max_train=5000,
                             unlearn=PAPER_UNLEARN),
             "digits": dict(model="mlp", pretrain=TrainConfig(epochs=30, lr=0.05, batch_size=64, augment=False),
-                           unlearn=DIGITS_UNLEARN,
+                           unlearn=DIGITS_UNLEARN_TINY,
                            finetune=TrainConfig(epochs=2, lr=0.01, batch_size=64, augment=False),
                            ga=TrainConfig(epochs=2, lr=1e-3, batch_size=64, augment=False),
                            attacker=AttackerConfig(iterations=200)),
