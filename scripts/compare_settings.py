@@ -3,10 +3,10 @@ measured against Retrain (same split, θ0 and attacker).  Prints one JSON row pe
 mean ± std of the Avg. Disparity per (sparsity, setting)::
 
     python scripts/compare_settings.py --dataset digits --scheme class --sparsities 0,0.95 \\
-        --seeds 0,1,2,3,4 --set alpha=5 lr=0.05 alpha_off_after=100 iterations=200
+        --seeds 0,1,2,3,4 --set alpha=5 lr=0.02 alpha_off_after=60 iterations=200
 
-(the README's check of docs/tuning.md's recommended class-wise values).  Runs are cached in
-``--results``.
+(the profile's class-wise values against the earlier ones that docs/tuning.md mentions).  Runs are
+cached in ``--results``.
 """
 
 from __future__ import annotations
