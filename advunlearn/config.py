@@ -228,7 +228,11 @@ def _profiles() -> dict[str, dict[str, dict]]:
     paper_train = TrainConfig(epochs=182, lr=0.1, batch_size=256, schedule="multistep",
                               milestones=(0.5, 0.75))
     return {
+        # FT and GA as in Jia et al.'s code: batch 256, and their multistep schedule never reaches its
+        # first milestone (epoch 91) within 10 or 5 epochs, so the learning rate is constant.
         "paper": {"default": dict(model="resnet18", pretrain=paper_train, rewind_epoch=8,
+                                  finetune=TrainConfig(epochs=10, lr=0.01, batch_size=256, schedule="constant"),
+                                  ga=TrainConfig(epochs=5, lr=5e-4, batch_size=256, schedule="constant"),
                                   unlearn=PAPER_UNLEARN)},
         "gpu": {"default": dict(model="resnet18",
                                 pretrain=TrainConfig(epochs=30, lr=0.1, batch_size=512, warmup_epochs=1),

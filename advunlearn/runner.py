@@ -29,6 +29,13 @@ ALL_METHODS = BASELINES + OURS
 DEFAULT_METHODS = ALL_METHODS
 
 
+# A method's entry goes up when its code changes what it computes, so a store does not hand back
+# results of the older code (they are part of the store keys).  ours 2: D_r-only BatchNorm
+# statistics in the defender step, attacker pretrained on the loop part of D_v, run time without the
+# records.  ff 2: the last layer's variance x10 and the class-wise row reset of the reference code.
+RESULT_VERSION = {"ours": 2, "ours_no_vss": 2, "ff": 2}
+
+
 def unlearn_config(exp: Experiment, **overrides) -> UnlearnConfig:
     """The profile's UnlearnConfig for this scheme/sparsity, with overrides (alpha=..., beta=...)."""
     cfg = exp.prof.unlearn_for(exp.scheme, exp.sparsity)
@@ -36,15 +43,20 @@ def unlearn_config(exp: Experiment, **overrides) -> UnlearnConfig:
 
 
 def pretrained_attacker(exp: Experiment):
-    """The attacker pretrained on θ0 (members D vs non-members D_v), from the store or trained now."""
+    """The attacker pretrained on θ0 (members D vs non-members: the loop part of D_v), from the store
+    or trained now.  The held-out part of D_v (:func:`advunlearn.unlearn.split_validation`) stays
+    unseen, so the history's attacker accuracy on it measures generalisation, as when
+    :func:`advunlearn.unlearn.adversarial_unlearn` pretrains its own attacker."""
     from .attacker import Attacker, pretrain_attacker
+    from .unlearn import split_validation
 
     model, _ = exp.original()
     cfg = exp.prof.attacker
-    key = {**exp.data_key(), **exp.model_key(), "attacker": cfg.to_dict()}
+    key = {**exp.data_key(), **exp.model_key(), "attacker": cfg.to_dict(), "nonmembers": "val-loop-part"}
 
     def compute(d: Path):
-        att, report = pretrain_attacker(model, exp.data, exp.splits.train, exp.splits.val, cfg, seed=exp.seed,
+        loop_val, _ = split_validation(exp.splits.val, exp.seed)
+        att, report = pretrain_attacker(model, exp.data, exp.splits.train, loop_val, cfg, seed=exp.seed,
                                         progress=exp.progress)
         save_state(d / "attacker.safetensors", att.state_dict(), {"kind": "attacker", "num_classes": exp.data.num_classes})
         atomic_write_json(d / "report.json", report)
@@ -73,7 +85,8 @@ def unlearn_ours(exp: Experiment, cfg: UnlearnConfig | None = None, *, vss: bool
     if not vss:
         cfg = cfg.updated(beta=0.0)
     original, _ = exp.original()
-    key = {**exp.forget_key(), **exp.model_key(), "attacker": exp.prof.attacker.to_dict(), "unlearn": cfg.to_dict()}
+    key = {**exp.forget_key(), **exp.model_key(), "attacker": exp.prof.attacker.to_dict(), "unlearn": cfg.to_dict(),
+           "v": RESULT_VERSION["ours"]}
 
     def compute(d: Path):
         t0 = time.perf_counter()
@@ -81,11 +94,14 @@ def unlearn_ours(exp: Experiment, cfg: UnlearnConfig | None = None, *, vss: bool
         att_time = att_report.get("time_s", time.perf_counter() - t0)
         model = copy.deepcopy(original)
         model, hist = adversarial_unlearn(model, exp.data, exp.splits, cfg, attacker=copy.deepcopy(attacker),
-                                          masks=exp.masks(original), seed=exp.seed, callbacks=list(callbacks),
-                                          progress=exp.progress)
+                                          attacker_cfg=exp.prof.attacker, masks=exp.masks(original), seed=exp.seed,
+                                          callbacks=list(callbacks), progress=exp.progress)
         hd = hist.to_dict()
-        info = {"method": "ours" if vss else "ours_no_vss", "run_time_s": att_time + hd["time_s"],
-                "hparams": cfg.to_dict(), "attacker": att_report, "unlearn_time_s": hd["time_s"]}
+        # run time = attacker pretraining + the loop itself; the history's records (evaluation for the
+        # plots) are left out, as every other method's run time leaves out its evaluation
+        info = {"method": "ours" if vss else "ours_no_vss", "run_time_s": att_time + hd["method_time_s"],
+                "hparams": cfg.to_dict(), "attacker": att_report, "unlearn_time_s": hd["method_time_s"],
+                "records_time_s": hd["eval_time_s"]}
         save_model(d / "model.safetensors", model, {**_sig(exp, model), "info": info})
         atomic_write_json(d / "history.json", hd)
         return model, info, hd
@@ -132,7 +148,7 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
 
     overrides = overrides or {}
     key = {**exp.forget_key(), **exp.model_key(), "method": method, "overrides": overrides,
-           "profile": _profile_key(exp, method), "strong": strong_eval, "v": 1}
+           "profile": _profile_key(exp, method), "strong": strong_eval, "v": RESULT_VERSION.get(method, 1)}
 
     def compute(d: Path):
         model, info = run_method(exp, method, **overrides)

@@ -18,10 +18,14 @@ Choices the paper leaves open, stated here:
 * the attacker's optimiser is SGD with ``cfg.attacker_lr``, momentum 0.9 and SAMIA's weight decay
   (``attacker_cfg.momentum`` / ``weight_decay``); the defender's is SGD with ``cfg.lr``,
   ``cfg.momentum``, ``cfg.weight_decay`` (the paper's "stochastic gradient descent");
-* the defender is in train mode for its CE and V_ss forward (one forward of [x_r; x_f; x_v]);
-  the attacker's view of it (p and the sensitivity) is computed in eval mode, see
+* the defender is in train mode for its CE forward on the D_r batch only, so BatchNorm's running
+  statistics are estimated from D_r and never from the data being forgotten (nor from D_v); the
+  D_f/D_v batch goes through the defender in eval mode and fp32 (the deployed model): its encoder
+  features feed V_ss and its softmax p the attacker term (so V_ss and the attacker see the same
+  model the records and the evaluation see); the sensitivity is computed in eval mode too, see
   :mod:`advunlearn.attacker`; the attacker is in eval mode (running BatchNorm statistics, no
   dropout) while it serves the defender's loss, in train mode for its own steps;
+* with ``beta = 0`` (Table 2's ablation) V_ss is computed without gradients, for the records only;
 * augmentation (``cfg.augment``) applies to the D_r batch only -- the attacker and V_ss see the
   samples as they are (an attacker queries the real sample);
 * class-wise: after ``cfg.alpha_off_after`` iterations alpha is 0 (section 4.2), the attacker term
@@ -56,9 +60,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacker import (IndexCycler, attack_features, balanced_pairs, binary_metrics, eval_mode,
-                       make_attacker_optimizer, make_tokens, pretrain_attacker, probs_and_sensitivity,
-                       probs_with_grad)
+from .attacker import (IndexCycler, _no_autocast, attack_features, balanced_pairs, binary_metrics, eval_mode,
+                       make_attacker_optimizer, make_tokens, pretrain_attacker, probs_and_sensitivity)
 from .config import AttackerConfig, ConfigError, UnlearnConfig, check_choice, check_range
 from .losses import attacker_loss, barlow_twins_loss, cross_correlation
 from .models import check_defender
@@ -209,11 +212,6 @@ def _check_masks(model: nn.Module, masks) -> dict | None:
     return dict(masks)
 
 
-def _has_mode_dependent_layers(model: nn.Module) -> bool:
-    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.modules.dropout._DropoutNd))
-               for m in model.modules())
-
-
 # ---- the loop ---------------------------------------------------------------------------------
 class AdversarialUnlearner:
     """Algorithm 1 as a steppable object (notebooks can drive it one iteration at a time).
@@ -284,9 +282,6 @@ class AdversarialUnlearner:
         self.cyc_f = IndexCycler(len(self.f_idx), self.gen)
         self.cyc_v = IndexCycler(len(self.v_idx), self.gen)
         self.ce_fn = nn.CrossEntropyLoss()
-        # Without BatchNorm/dropout, train- and eval-mode outputs coincide, so p can come from the
-        # defender's own forward (one forward saved; the value is identical).
-        self.reuse_forward = not _has_mode_dependent_layers(model)
         self.iteration = 0
         self._alpha_last = self.alpha_at(0)
         self._sums = {k: torch.zeros((), device=dev) for k in ("attacker_loss", "defender_adv", "ce", "vss")}
@@ -324,24 +319,34 @@ class AdversarialUnlearner:
         return la.detach(), (x, y, s, len(fb))
 
     def defender_step(self, rb: torch.Tensor, batch, alpha: float) -> dict[str, torch.Tensor]:
-        """One descent step on CE(D_r) + alpha * attacker_loss(cfg.loss) + beta * V_ss; masks re-applied."""
+        """One descent step on CE(D_r) + alpha * attacker_loss(cfg.loss) + beta * V_ss; masks re-applied.
+
+        Two forwards: the D_r batch in train mode (its BatchNorm statistics, so running statistics are
+        estimated from D_r alone -- never from the data being forgotten), and the D_f/D_v batch in eval
+        mode, fp32, whose encoder features feed V_ss and whose softmax p feeds the attacker term.
+        """
         cfg, model = self.cfg, self.model
         x_fv, y_fv, s, nf = batch
-        B = len(rb)
         model.train()
         x_r, y_r = self.data.batch(rb, augment=cfg.augment, generator=self.dgen)
         with autocast(self.dev):
-            z = model.encoder(torch.cat([x_r, x_fv]))
-            logits = model.fc(z)
-        ce = self.ce_fn(logits[:B].float(), y_r)
-        vss = barlow_twins_loss(z[B:B + nf], z[B + nf:], cfg.lambd)
-        loss = ce + cfg.beta * vss
-        out = {"ce": ce.detach(), "vss": vss.detach()}
+            logits_r = model(x_r)
+        ce = self.ce_fn(logits_r.float(), y_r)
+        loss = ce
+        out = {"ce": ce.detach()}
+        need_grad = alpha > 0 or cfg.beta > 0
+        with eval_mode(model), _no_autocast(self.dev), torch.set_grad_enabled(need_grad):
+            z = model.encoder(x_fv.float()).float()
+            logits_fv = model.fc(z) if alpha > 0 else None
+        if cfg.beta > 0:
+            vss = barlow_twins_loss(z[:nf], z[nf:], cfg.lambd)
+            loss = loss + cfg.beta * vss
+            out["vss"] = vss.detach()
+        else:  # the beta = 0 ablation: V_ss is only watched, not differentiated
+            with torch.no_grad():
+                out["vss"] = barlow_twins_loss(z[:nf].detach(), z[nf:].detach(), cfg.lambd)
         if alpha > 0:
-            if self.reuse_forward:
-                p_grad = torch.softmax(logits[B:].float(), dim=-1)
-            else:
-                p_grad = probs_with_grad(model, x_fv)
+            p_grad = torch.softmax(logits_fv, dim=-1)
             # p carries the gradient, s stays detached; the attacker is frozen and in eval mode.
             for q in self._att_params:
                 q.requires_grad_(False)

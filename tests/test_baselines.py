@@ -41,6 +41,13 @@ def exp_class(results):
 
 
 @pytest.fixture(scope="module")
+def exp_random(results):
+    from advunlearn.experiment import Experiment
+
+    return Experiment(dataset="digits", scheme="random", profile="cpu", progress=False, results=results)
+
+
+@pytest.fixture(scope="module")
 def retrain_calls(exp_class):
     """Run Retrain once while recording every training call the experiment makes."""
     import advunlearn.experiment as E
@@ -119,18 +126,45 @@ def test_ga_ascends_the_forget_loss(exp_class):
 
 
 # ---- FF -----------------------------------------------------------------------------------------
-def test_ff_noise_grows_with_alpha(exp_class):
+def _dist_outside_row(a, b, row):
+    """Parameter distance leaving out row ``row`` of the last layer (weight and bias)."""
+    sa, sb = dict(a.named_parameters()), dict(b.named_parameters())
+    tot = 0.0
+    for n, p in sa.items():
+        d = (p - sb[n]).detach()
+        if n in ("fc.weight", "fc.bias"):
+            d = torch.cat([d[:row], d[row + 1:]])
+        tot += float((d ** 2).sum())
+    return tot ** 0.5
+
+
+def test_ff_noise_grows_with_alpha_and_resets_the_forgotten_row(exp_class):
     theta0, _ = exp_class.original()
+    c = exp_class.splits.forget_class
     m1, i1 = run_baseline("ff", exp_class, alpha=1e-8, max_samples=200)
     m2, i2 = run_baseline("ff", exp_class, alpha=1e-6, max_samples=200)
-    d1, d2 = _dist(m1, theta0), _dist(m2, theta0)
+    d1, d2 = _dist_outside_row(m1, theta0, c), _dist_outside_row(m2, theta0, c)
     assert 0 < d1 < d2
     assert d2 / d1 == pytest.approx(10.0, rel=1e-3)          # same noise draw, std ∝ √α
+    # class-wise: the forgotten class's row is 0 + N(0, 1e-3) noise whatever α (the reference code's reset)
+    for m in (m1, m2):
+        row = torch.cat([m.fc.weight[c], m.fc.bias[c:c + 1]]).detach()
+        assert float(row.abs().max()) < 6 * 1e-3 ** 0.5
+        assert 0.5 < float(row.std()) / 1e-3 ** 0.5 < 1.5
+    torch.testing.assert_close(m1.fc.weight[c], m2.fc.weight[c])  # α-independent: the same draw
+    assert float((m1.fc.weight[c] - theta0.fc.weight[c]).detach().abs().max()) > 0
     assert i1["hparams"]["alpha"] == 1e-8 and i1["hparams"]["alpha_searched"] is False
     assert i1["hparams"]["fisher_samples"] == 200
     # another noise seed gives another draw
     m3, _ = run_baseline("ff", exp_class, alpha=1e-8, max_samples=200, noise_seed=123)
     assert _dist(m3, m1) > 0
+
+
+def test_ff_random_forgetting_resets_no_row(exp_random):
+    theta0, _ = exp_random.original()
+    m1, _ = run_baseline("ff", exp_random, alpha=1e-8, max_samples=200)
+    m2, _ = run_baseline("ff", exp_random, alpha=1e-6, max_samples=200)
+    assert _dist(m2, theta0) / _dist(m1, theta0) == pytest.approx(10.0, rel=1e-3)
 
 
 def _naive_fisher(model, x):
@@ -182,8 +216,10 @@ def test_ff_noise_std_caps_and_masks():
     w = "encoder.1.weight"
     assert torch.allclose(std[w][mask[w]], torch.full_like(std[w][mask[w]], 1e3 ** 0.5))   # cap 1e3
     assert (std[w][~mask[w]] == 0).all()                                                    # pruned: no noise
-    assert torch.allclose(std["fc.weight"], torch.full_like(std["fc.weight"], 1e2 ** 0.5))  # last layer: 1e2
-    assert torch.allclose(std["fc.bias"], torch.full_like(std["fc.bias"], 1e3 ** 0.5))      # 1e2 · 10 (1-D)
+    # the last layer (p.size(0) == num_classes in the reference code): cap 1e2, then x10, weight and bias
+    assert torch.allclose(std["fc.weight"], torch.full_like(std["fc.weight"], 1e3 ** 0.5))
+    assert torch.allclose(std["fc.bias"], torch.full_like(std["fc.bias"], 1e3 ** 0.5))
+    assert torch.allclose(std["encoder.1.bias"], torch.full_like(std["encoder.1.bias"], 1e4 ** 0.5))  # 1-D: x10
     big = {n: torch.full_like(p, 1e6) for n, p in model.named_parameters()}
     assert B.ff_noise_std(model, big)["encoder.1.weight"].max() < 1e-2                     # 1/(F+1e-8) uncapped
 

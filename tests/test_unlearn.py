@@ -113,6 +113,47 @@ def test_a_defender_step_with_alpha_lowers_L_A(rand_exp, kind):
     assert a1 < a0 - 0.05          # ... far more than the cross-entropy step alone moves it
 
 
+def test_defender_step_estimates_batchnorm_statistics_from_the_retain_batch_only(rand_exp):
+    """BatchNorm running statistics come from the D_r batch: the D_f/D_v batch (the data being
+    forgotten) goes through the model in eval mode and leaves them untouched."""
+    exp, _ = rand_exp
+    torch.manual_seed(2)
+    model0 = build_model("cnn", 10, 1, 8)
+    att = _fresh_attacker(dropout=0.0)
+    stats = []
+    for scale in (1.0, 50.0):  # two very different D_f/D_v batches, the same D_r batch
+        model = copy.deepcopy(model0)
+        u = _unlearner(exp, model, copy.deepcopy(att), alpha=1.0, beta=1e-2, lr=0.01)
+        fb, vb = u.next_batches()
+        x, y, s, _ = u.attack_batch(fb, vb)
+        u.defender_step(u.r_idx[:32], (x * scale, y, s, len(fb)), 1.0)
+        stats.append({n: b.clone() for n, b in model.named_buffers() if "running" in n})
+    ref = copy.deepcopy(model0).train()
+    with torch.no_grad():
+        ref(exp.data.batch(_unlearner(exp, copy.deepcopy(model0), copy.deepcopy(att)).r_idx[:32])[0])
+    for n, b in ref.named_buffers():
+        if "running" in n:
+            torch.testing.assert_close(stats[0][n], b, msg=n)
+            torch.testing.assert_close(stats[1][n], b, msg=n)
+
+
+def test_beta_zero_records_vss_without_differentiating_it(rand_exp):
+    exp, _ = rand_exp
+    torch.manual_seed(3)
+    model0 = build_model("mlp", 10, 1, 8)
+    att = _fresh_attacker(dropout=0.0)
+    moved = []
+    for beta in (0.0, 1e-9):  # beta = 0 must equal a vanishing beta, and V_ss is still reported
+        model = copy.deepcopy(model0)
+        u = _unlearner(exp, model, copy.deepcopy(att), alpha=0.0, beta=beta, lr=0.05)
+        fb, vb = u.next_batches()
+        x, y = exp.data.batch(torch.cat([fb, vb]))
+        out = u.defender_step(u.r_idx[:32], (x, y, None, len(fb)), 0.0)
+        assert torch.isfinite(out["vss"]) and float(out["vss"]) > 0
+        moved.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    torch.testing.assert_close(moved[0], moved[1], rtol=0, atol=1e-7)
+
+
 # ---- masks, history, determinism --------------------------------------------------------------
 def test_sparse_masks_stay_exact_through_unlearning(rand_exp):
     exp, model0 = rand_exp
@@ -216,3 +257,31 @@ def test_attacker_beats_chance_and_random_forgetting_pushes_it_toward_50(fashion
     assert abs(last["attacker_acc"] - 50) < abs(first["attacker_acc"] - 50) - 5   # ... much less so after
     assert last["forget_acc"] < first["forget_acc"]
     assert last["retain_acc"] > 95
+
+
+def test_runner_attacker_never_sees_the_heldout_validation_and_run_time_leaves_out_the_records(tmp_path, monkeypatch,
+                                                                                                one_thread):
+    """The stored attacker is pretrained on the loop part of D_v only (the part the records use stays
+    unseen), and Ours' run time is attacker pretraining + the loop, without the records' evaluation."""
+    import advunlearn.attacker as A
+    from advunlearn.experiment import Experiment
+    from advunlearn.runner import unlearn_config, unlearn_ours
+    from advunlearn.unlearn import split_validation
+
+    exp = Experiment(dataset="digits", scheme="random", seed=1, profile="tiny", progress=False, results=tmp_path)
+    seen = {}
+    real = A.pretrain_attacker
+
+    def spy(model, data, members, nonmembers, cfg, **kw):
+        seen["nonmembers"] = torch.as_tensor(nonmembers).clone()
+        return real(model, data, members, nonmembers, cfg.updated(iterations=20), **kw)
+
+    monkeypatch.setattr(A, "pretrain_attacker", spy)
+    cfg = unlearn_config(exp, iterations=6, record_every=2)
+    _, info, hist = unlearn_ours(exp, cfg)
+    loop_val, held_val = split_validation(exp.splits.val, exp.seed)
+    assert torch.equal(seen["nonmembers"].sort().values, loop_val.sort().values)
+    assert not set(seen["nonmembers"].tolist()) & set(held_val.tolist())
+    assert hist["eval_time_s"] > 0 and info["records_time_s"] == hist["eval_time_s"]
+    assert info["unlearn_time_s"] == pytest.approx(hist["time_s"] - hist["eval_time_s"])
+    assert info["run_time_s"] == pytest.approx(info["attacker"]["time_s"] + info["unlearn_time_s"])
