@@ -141,7 +141,7 @@ def softmax_outputs(model, exp, which: str) -> tuple[torch.Tensor, torch.Tensor]
     from .train import predict
 
     idx = getattr(exp.splits, which)
-    probs = torch.softmax(predict(model, exp.data, idx), dim=1).cpu()
+    probs = torch.softmax(predict(model, exp.data, idx, exact=True), dim=1).cpu()  # fp32 on every device
     return probs, exp.data.y[idx.to(exp.data.device)].cpu()
 
 

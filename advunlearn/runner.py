@@ -34,6 +34,9 @@ DEFAULT_METHODS = ALL_METHODS
 # statistics in the defender step, attacker pretrained on the loop part of D_v, run time without the
 # records.  ff 2: the last layer's variance x10 and the class-wise row reset of the reference code.
 RESULT_VERSION = {"ours": 2, "ours_no_vss": 2, "ff": 2}
+# The same for the strong-attack evaluation. 2: RMIA's population is the held-out part of D_v, its
+# ties are broken by ratio(x), and the attacks read fp32 logits on every device.
+STRONG_VERSION = 2
 
 
 def unlearn_config(exp: Experiment, **overrides) -> UnlearnConfig:
@@ -148,7 +151,7 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
 
     overrides = overrides or {}
     key = {**exp.forget_key(), **exp.model_key(), "method": method, "overrides": overrides,
-           "profile": _profile_key(exp, method), "strong": strong_eval, "v": RESULT_VERSION.get(method, 1)}
+           "profile": _profile_key(exp, method), "strong": strong_eval and STRONG_VERSION, "v": RESULT_VERSION.get(method, 1)}
 
     def compute(d: Path):
         model, info = run_method(exp, method, **overrides)

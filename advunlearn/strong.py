@@ -226,7 +226,8 @@ def lira_offline(target_phi, shadow_out_phi, fixed_variance: bool = True, min_st
     return stats.norm.logcdf((t - mu) / sigma)
 
 
-def rmia(target_p, ref_p, pop_target_p, pop_ref_p, gamma: float = 1.0, a: float = 0.3) -> np.ndarray:
+def rmia(target_p, ref_p, pop_target_p, pop_ref_p, gamma: float = 1.0, a: float = 0.3,
+         break_ties: bool = True) -> np.ndarray:
     """Offline RMIA (Zarifzadeh et al. 2024); returns the fraction of population z each x dominates.
 
     With p(·|θ) the true-class probability and OUT-only reference models θ'_1..θ'_M:
@@ -236,7 +237,11 @@ def rmia(target_p, ref_p, pop_target_p, pop_ref_p, gamma: float = 1.0, a: float 
       score(x)  = |{z : ratio(x) / ratio(z) > γ}| / |Z|.
     Computed exactly by sorting the population ratios and a binary search (ratio(z) > 0), so memory
     is O(N + |Z|) without chunking.  For one target model the score is a monotone function of
-    ratio(x), so the ROC equals that of ratio(x) up to ties created by a finite population.
+    ratio(x) taking only |Z| + 1 values, so a small population ties many samples (on digits, with
+    |Z| ~ 70, a few negatives share the top level and the TPR at 0.1-1% FPR is understated).
+    ``break_ties`` (default) adds ratio(x) / (1 + ratio(x)) / |Z| -- below one level's width, so the
+    score keeps the order of the fractions and orders samples within a level by ratio(x); False
+    returns the plain fraction.
     """
     check_range("gamma", gamma, 0, lo_open=True)
     check_range("a", a, 0, 1)
@@ -255,7 +260,10 @@ def rmia(target_p, ref_p, pop_target_p, pop_ref_p, gamma: float = 1.0, a: float 
     ratio_x = px / np.maximum(pr_x, tiny)
     ratio_z = np.sort(pz / np.maximum(pr_z, tiny))
     # ratio_x / ratio_z > gamma  <=>  ratio_z < ratio_x / gamma  (ratio_z >= 0)
-    return np.searchsorted(ratio_z, ratio_x / gamma, side="left") / ratio_z.size
+    count = np.searchsorted(ratio_z, ratio_x / gamma, side="left").astype(np.float64)
+    if break_ties:
+        count += ratio_x / (1.0 + ratio_x)  # in [0, 1): never crosses into the next level
+    return count / ratio_z.size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,8 +369,9 @@ def strong_attack_report(model, exp, refs: Sequence, fpr_points: Sequence[float]
 
     Positives are D_f (members of θ0), negatives :func:`attack_negatives` (subsampled to
     ``max_neg`` with the experiment's seed).  ``refs`` are OUT models for both (see
-    :func:`reference_models`).  RMIA's population is D_v unless given (never trained by θ0 nor the
-    references).  Returns ``{attack: attack_metrics(...)}`` for ``lira_fixed``, ``rmia`` and, with
+    :func:`reference_models`).  RMIA's population is the held-out part of D_v unless given (never
+    trained by θ0 nor the references, and never sampled by Algorithm 1, whose loop part of D_v is
+    pulled on by the attacker term and V_ss; :func:`advunlearn.unlearn.split_validation`).  Returns ``{attack: attack_metrics(...)}`` for ``lira_fixed``, ``rmia`` and, with
     at least two references, ``lira_per_example``; each also holds ``n_refs``, ``n_population``,
     ``negatives`` and the report's ``time_s``.
     """
@@ -379,13 +388,18 @@ def strong_attack_report(model, exp, refs: Sequence, fpr_points: Sequence[float]
         if len(neg) > max_neg:
             g = torch.Generator().manual_seed(int(exp.seed))
             neg = neg[torch.randperm(len(neg), generator=g)[:max_neg]].sort().values
-    pop = exp.splits.val if population is None else torch.as_tensor(population).long().cpu()
+    if population is None:
+        from .unlearn import split_validation
+
+        pop = split_validation(exp.splits.val, exp.seed)[1]
+    else:
+        pop = torch.as_tensor(population).long().cpu()
     idx = torch.cat([pos, neg, pop])
     y = exp.data.y[idx.to(exp.data.device)].cpu()
     n_p, n_n = len(pos), len(neg)
 
     def signals(m):
-        z = predict(m, exp.data, idx).cpu()
+        z = predict(m, exp.data, idx, exact=True).cpu()  # fp32: bf16 logits would tie the scores
         return logit_scaled_confidence(z, y), true_class_prob(z, y)
 
     phi_t, p_t = signals(model)

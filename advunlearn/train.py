@@ -164,8 +164,11 @@ def _progress(total: int, desc: str, enabled: bool):
 
 @torch.no_grad()
 def predict(model: nn.Module, data, indices: torch.Tensor, batch_size: int = 4096,
-            features: bool = False) -> torch.Tensor:
-    """Logits (or encoder features) for ``indices`` in eval mode, in large batches, as fp32."""
+            features: bool = False, exact: bool = False) -> torch.Tensor:
+    """Logits (or encoder features) for ``indices`` in eval mode, in large batches, as fp32.
+
+    On CUDA the forward runs under bf16 autocast unless ``exact`` (fp32 throughout: what the
+    membership attacks read, where bf16's 8-bit mantissa would round confidences into ties)."""
     was = model.training
     model.eval()
     device = data.device
@@ -173,7 +176,7 @@ def predict(model: nn.Module, data, indices: torch.Tensor, batch_size: int = 409
     indices = indices.to(device)
     for i in range(0, len(indices), batch_size):
         xb, _ = data.batch(indices[i:i + batch_size])
-        with autocast(device):
+        with autocast(device) if not exact else contextlib.nullcontext():
             o = model.encoder(xb) if features else model(xb)
         out.append(o.float())
     model.train(was)

@@ -57,7 +57,8 @@ def test_table1_layout_and_values():
     t = tables[0]
     assert [r for r, _ in t.rows] == ["Retrain", "FT", "GA", "Ours"]     # paper order, present methods only
     subs = ["Dense", "95% Sparse"]
-    assert t.columns == ["Methods"] + [f"{m} ({s})" for m in ("UA", "MIA-Efficacy", "RA", "TA", "Avg. Disparity")
+    assert t.columns == ["Methods"] + [f"{m} ({s})" for m in ("UA", "MIA-Efficacy", "RA", "TA", "Avg. Disparity",
+                                                              "Disparity of Means")
                                        for s in subs] + ["Run Time min."]
     # mean ± sample std over the three seeds
     ua = [3.46 + s * 0.1 for s in range(3)]
@@ -85,6 +86,9 @@ def test_disparity_uses_each_seeds_own_retrain():
     st = summarize(recs)[("cifar10", "random", 0.0, "ft")]
     assert st["disparity"].values == [2.5, 0.0]                         # not |10 − mean(0, 10)| / 4 each
     assert st["UA"].n == 3
+    # the paper's way, from the mean rows: |10 − 5| / 4
+    assert st["disparity_of_means"].values == [1.25]
+    assert st["disparity_of_means"].mean <= st["disparity"].mean
 
 
 def test_table2_and_variants():

@@ -171,11 +171,17 @@ def test_rmia_matches_the_pairwise_definition():
     rng = np.random.default_rng(5)
     target, ref, tz, rz, _ = _synthetic_probs(rng, 1.0, n=300, nz=200)
     for gamma, a in [(1.0, 0.3), (2.0, 0.0), (0.5, 1.0)]:
-        s = rmia(target, ref, tz, rz, gamma=gamma, a=a)
+        s = rmia(target, ref, tz, rz, gamma=gamma, a=a, break_ties=False)
         rx = target / ((1 + a) / 2 * ref.mean(0) + (1 - a) / 2)
         rzz = tz / ((1 + a) / 2 * rz.mean(0) + (1 - a) / 2)
         brute = (rx[:, None] / rzz[None, :] > gamma).mean(1)
         np.testing.assert_allclose(s, brute)
+        # tie-breaking stays inside each level and orders a level by ratio(x)
+        t = rmia(target, ref, tz, rz, gamma=gamma, a=a)
+        assert np.all(t >= brute) and np.all(t < brute + 1 / len(tz))
+        same = brute == np.median(brute)
+        if same.sum() > 1:
+            assert np.all(np.diff(t[same][np.argsort(rx[same])]) >= 0)
     assert np.all(rmia(target, ref, tz, rz, gamma=4.0) <= rmia(target, ref, tz, rz, gamma=1.0))
     with pytest.raises(ConfigError, match="same reference models"):
         rmia(target, ref, tz, rz[:1])
@@ -309,3 +315,17 @@ def test_class_scheme_uses_same_class_negatives_and_sparse_refs_keep_the_mask(tm
     assert bool((exp.data.y[exp.splits.test_forget] == 3).all())
     with pytest.raises(ConfigError, match="refs"):
         strong_attack_report(original, exp, [])
+
+
+def test_rmia_tie_breaking_recovers_the_ratio_roc_with_a_small_population():
+    """With one target model the RMIA score orders samples like ratio(x); a small population ties
+    them, and the tie-broken score gives back the ROC of ratio(x) itself."""
+    rng = np.random.default_rng(7)
+    target, ref, tz, rz, member = _synthetic_probs(rng, 1.0, n=2000, nz=20)
+    a = 0.3
+    rx = target / ((1 + a) / 2 * ref.mean(0) + (1 - a) / 2)
+    plain = rmia(target, ref, tz, rz, break_ties=False)
+    broken = rmia(target, ref, tz, rz)
+    assert len(np.unique(plain)) <= 21
+    assert auc(broken[member], broken[~member]) == pytest.approx(auc(rx[member], rx[~member]), abs=1e-12)
+    assert tpr_at_fpr(broken[member], broken[~member], 0.01) == tpr_at_fpr(rx[member], rx[~member], 0.01)
