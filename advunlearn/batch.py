@@ -163,14 +163,18 @@ def run_status(run_dir: Path) -> dict | None:
 
 
 def settings_fingerprint() -> str:
-    """A hash of every profile resolved for every dataset (``advunlearn.config``).
+    """A hash of every profile resolved for every dataset (``advunlearn.config``) and of the methods'
+    result versions (``advunlearn.runner.RESULT_VERSION``, ``STRONG_VERSION``).
 
     A run's parameters name a profile, not its values, so a run finished before a profile's defaults
-    changed (say, the digits unlearning settings) would otherwise be skipped with stale results.
+    changed (say, the digits unlearning settings) or before a method's code changed what it computes
+    would otherwise be skipped with stale results.
     """
     from .config import get_profile, profile_to_dict
+    from .runner import RESULT_VERSION, STRONG_VERSION
 
-    return config_hash({p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES})[:16]
+    return config_hash({"profiles": {p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES},
+                        "versions": {**RESULT_VERSION, "strong": STRONG_VERSION}})[:16]
 
 
 def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:
