@@ -173,8 +173,8 @@ def settings_fingerprint() -> str:
     from .config import get_profile, profile_to_dict
     from .runner import RESULT_VERSION, STRONG_VERSION
 
-    return config_hash({"profiles": {p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES},
-                        "versions": {**RESULT_VERSION, "strong": STRONG_VERSION}})[:16]
+    profiles = {p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES}
+    return config_hash({"profiles": profiles, "versions": {**RESULT_VERSION, "strong": STRONG_VERSION}})[:16]
 
 
 def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:
@@ -335,7 +335,8 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
                 log(f"[skip] {d.name}: done earlier")
             else:
                 if st and st.get("state") == "done":
-                    log(f"[redo] {d.name}: done earlier under other profile settings (advunlearn.config changed)")
+                    log(f"[redo] {d.name}: done earlier under other profile settings or method versions "
+                        "(settings_fingerprint changed)")
                 todo.append((p, d))
         log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
             f"({cfg.notebook.name}, backend {backend})")

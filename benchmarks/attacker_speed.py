@@ -10,6 +10,9 @@ evaluation left out; the unlearning batch of the digits CPU profile).  The scrip
 attacker's floating-point work (matrix products only) and times one matrix product of the
 attacker's largest shape, so it can print the time the work would take if every FLOP ran at that
 product's rate: a floor no implementation of this attacker on this machine gets under.
+
+``--compile`` instead times one attacker training step eager and under ``torch.compile``
+(the first compiled steps include the compilation; a warm on-disk cache shortens a second run).
 """
 
 from __future__ import annotations
@@ -52,6 +55,41 @@ def gemm_rate(m: int, kdim: int, n: int, reps: int = 200) -> float:
     return 2.0 * m * kdim * n * reps / (time.perf_counter() - t0) / 1e9
 
 
+def compile_check(acfg: AttackerConfig, k: int = 10, steps: int = 200) -> dict:
+    """ms per attacker training step (batch ``acfg.batch_size``, ``k`` tokens), eager vs torch.compile."""
+    from advunlearn.attacker import Attacker, make_attacker_optimizer
+
+    out = {"threads": torch.get_num_threads()}
+    for mode in ("eager", "compiled"):
+        torch.manual_seed(0)
+        att = Attacker(k, acfg)
+        opt = make_attacker_optimizer(att.parameters(), acfg.lr, acfg.momentum, acfg.weight_decay)
+        fwd = torch.compile(att) if mode == "compiled" else att
+        tok = torch.rand(acfg.batch_size, k, 3)
+        tgt = (torch.arange(acfg.batch_size) < acfg.batch_size // 2).float()
+        bce = torch.nn.BCEWithLogitsLoss()
+
+        def step():
+            loss = bce(fwd(tok), tgt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        t0 = time.perf_counter()
+        for _ in range(3):
+            step()
+        out[f"{mode}_warmup_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        out[f"{mode}_ms_per_step"] = round((time.perf_counter() - t0) / steps * 1e3, 2)
+    print(f"attacker training step, batch {acfg.batch_size}, {out['threads']} thread(s): eager "
+          f"{out['eager_ms_per_step']} ms, torch.compile {out['compiled_ms_per_step']} ms "
+          f"-> {out['eager_ms_per_step'] / out['compiled_ms_per_step']:.2f}x; first 3 compiled steps "
+          f"{out['compiled_warmup_s']} s (eager {out['eager_warmup_s']} s)")
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attacker-iterations", type=int, default=1000)
@@ -59,7 +97,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--target-s", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time one attacker training step eager vs under torch.compile (compilation timed)")
     a = ap.parse_args(argv)
+    if a.compile:
+        return compile_check(acfg=AttackerConfig())
     with tempfile.TemporaryDirectory() as tmp:
         exp = Experiment(dataset="digits", scheme="random", seed=a.seed, profile="cpu", device="cpu",
                          results=tmp, progress=False)
