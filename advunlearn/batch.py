@@ -87,7 +87,11 @@ class BatchConfig:
 
 def notebook_parameters(nb_path: Path) -> dict[str, Any]:
     """Names and defaults of the notebook's ``parameters`` cell (read with papermill's own parser)."""
-    import papermill as pm
+    try:
+        import papermill as pm
+    except ImportError:
+        raise ConfigError("advunlearn batch runs the notebooks with papermill, which is not installed; "
+                          "install the notebook extra: pip install -e '.[notebooks]'") from None
 
     return {k: v["default"] for k, v in pm.inspect_notebook(str(nb_path)).items()}
 

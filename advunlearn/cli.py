@@ -16,7 +16,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILE_NAMES)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--results", default=None, help="results/store folder (default: $ADVUNLEARN_RESULTS or ./results)")
+    p.add_argument("--results", default=None, help="artifact store folder (default: $ADVUNLEARN_RESULTS or ./results/store, "
+                   "the notebooks' store seen from the repo root)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

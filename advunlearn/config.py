@@ -248,7 +248,7 @@ def _profiles() -> dict[str, dict[str, dict]]:
                            unlearn=DIGITS_UNLEARN,
                            finetune=TrainConfig(epochs=5, lr=0.01, batch_size=64, augment=False),
                            # GA on digits is a cliff: lr 1e-3 (the CIFAR value) forgets nothing, 0.1 diverges;
-                           # 0.05 x 10 epochs was the largest probed setting that stayed finite (docs/tuning.md).
+                           # 0.05 x 10 epochs was the largest probed setting that stayed finite.
                            ga=TrainConfig(epochs=10, lr=0.05, batch_size=64, augment=False)),
         },
         "tiny": {

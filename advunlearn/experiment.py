@@ -21,7 +21,9 @@ from .prune import apply_masks, masks_from_model, omp, sparsity_of
 from .store import Store, load_model, save_model
 from .train import accuracy, fit, resolve_device
 
-DEFAULT_RESULTS = os.environ.get("ADVUNLEARN_RESULTS", "results")
+# The artifact store: the notebooks' default (../results/store from notebooks/) seen from the repo root,
+# so the command line and the notebooks share one store.
+DEFAULT_RESULTS = os.environ.get("ADVUNLEARN_RESULTS", "results/store")
 
 
 @dataclass

@@ -184,3 +184,13 @@ def test_sigkill_midway_then_resume(tmp_path):
                         cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert r2.returncode == 0, r2.stdout + r2.stderr
     assert _rows(res2 / "results.csv") == rows
+
+
+def test_batch_without_papermill_is_a_config_error_saying_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from advunlearn.batch import notebook_parameters
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # import papermill -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[notebooks\]'"):
+        notebook_parameters(tmp_path / "x.ipynb")

@@ -65,7 +65,7 @@ def test_profile_typo_names_allowed_keys():
 
 
 def test_cpu_profile_fits_digits(digits):
-    # the bar: the CPU profile reaches 100% train and >= 95% test accuracy on digits
+    # the profile's promise: 100% train and >= 95% test accuracy on digits
     prof = get_profile("cpu", "digits")
     s = make_splits(digits, seed=0)
     torch.manual_seed(0)
