@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,9 @@ from .store import atomic_write_json, config_hash, read_json
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 TOP_KEYS = ("name", "notebook", "timeout", "grid", "params", "results", "report", "description", "backend")
 # What each notebook parameter accepts; the batch checks every value before any run starts.
+# Classes per dataset, to check forget_class before any run starts (the loaders check it again).
+NUM_CLASSES = {"digits": 10, "fashion-mnist": 10, "cifar10": 10, "cifar100": 100}
+
 PARAM_CHECKS = {
     "dataset": lambda v: check_choice("dataset", v, DATASETS),
     "scheme": lambda v: check_choice("scheme", v, SCHEMES),
@@ -103,8 +107,12 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"batch config {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"batch config {path} is not a file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"batch config {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"batch config {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -112,7 +120,13 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {path}; allowed keys: {', '.join(TOP_KEYS)}")
-    name = str(raw.get("name") or path.stem)
+    name = raw.get("name") or path.stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"name={name!r} in {path} is not allowed; use letters, digits, '.', '_' and '-' "
+                          "(it names the results folder)")
+    for key in ("results", "notebook"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{key}={raw[key]!r} in {path} must be a string")
     nb = NOTEBOOK_DIR / f"{raw.get('notebook', '04_evaluation')}.ipynb"
     if not nb.exists():
         allowed = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
@@ -147,6 +161,9 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
         for k, v in r.items():
             if k in PARAM_CHECKS:
                 PARAM_CHECKS[k](v)
+        ds, fc = r.get("dataset", allowed.get("dataset")), r.get("forget_class")
+        if fc is not None and ds in NUM_CLASSES and fc >= NUM_CLASSES[ds]:
+            raise ConfigError(f"forget_class={fc} is out of range for {ds}; allowed: 0..{NUM_CLASSES[ds] - 1}")
     return cfg
 
 

@@ -25,6 +25,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def cmd_pretrain(a) -> int:
     from .experiment import DEFAULT_RESULTS, Experiment
 
+    from .config import check_range
+
+    check_range("sparsity", a.sparsity, 0, 1, hi_open=True)  # before any training
     out = {}
     for sp in sorted({0.0, a.sparsity}):
         t0 = time.perf_counter()
@@ -50,8 +53,13 @@ def cmd_run(a) -> int:
     from .experiment import DEFAULT_RESULTS, Experiment
     from .runner import records_markdown, run_experiment
 
-    methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods else None
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods is not None else None
     if methods is not None:
+        if not methods:
+            from .runner import ALL_METHODS
+
+            raise ConfigError(f"--methods {a.methods!r} names no method; give a comma-separated subset of "
+                              f"{', '.join(ALL_METHODS)}, or leave it out for all of them")
         from .runner import ALL_METHODS
 
         for m in methods:
@@ -61,17 +69,39 @@ def cmd_run(a) -> int:
         from .config import check_range
 
         check_range("sparsity", a.sparsity, 0, 1, hi_open=True)
+    if a.scheme == "random" and a.forget_class is not None:
+        raise ConfigError("--forget-class applies to --scheme class only; random forgetting uses --forget-frac")
+    if a.scheme == "class" and a.forget_frac is not None:
+        raise ConfigError("--forget-frac applies to --scheme random only; class-wise forgetting uses --forget-class")
+    if a.forget_frac is None:
+        a.forget_frac = 0.1
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
                      forget_frac=a.forget_frac, forget_class=a.forget_class, device=a.device,
                      results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)
     print(f"[{a.dataset} {a.scheme} sparsity {a.sparsity:g} seed {a.seed} profile {a.profile}]")
     kw = {"methods": methods} if methods else {}
-    out = a.out or (Path(exp.results) / "experiments" / f"{a.dataset}_{a.scheme}_s{a.sparsity:g}_seed{a.seed}_{a.profile}.json")
     ours = {k: getattr(a, k) for k in ("alpha", "beta", "lr", "iterations") if getattr(a, k) is not None}
+    out = a.out or (Path(exp.results) / "experiments" / f"{_run_name(a, exp, methods, ours)}.json")
     recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
     print(records_markdown(recs))
     print(f"result: {out}")
     return 0
+
+
+def _run_name(a, exp, methods, ours) -> str:
+    """The default file name of ``advunlearn run``'s records: everything that changes them is in it, so
+    a run with other methods or values never overwrites an earlier run's file."""
+    parts = [a.dataset, a.scheme, f"s{a.sparsity:g}", f"seed{a.seed}", a.profile]
+    if a.scheme == "class":
+        parts.append(f"class{exp.splits.forget_class}")
+    elif a.forget_frac != 0.1:
+        parts.append(f"frac{a.forget_frac:g}")
+    if methods:
+        parts.append("-".join(methods))
+    parts += [f"{k}{v:g}" for k, v in ours.items()]
+    if a.strong_eval:
+        parts.append("strong")
+    return "_".join(parts)
 
 
 def cmd_report(a) -> int:
@@ -102,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--scheme", default="random", help=f"one of {', '.join(SCHEMES)}")
     p.add_argument("--sparsity", type=float, default=0.0, help="0 (dense) or the OMP sparsity, e.g. 0.95")
-    p.add_argument("--forget-frac", type=float, default=0.1, help="random scheme: share of D to forget")
+    p.add_argument("--forget-frac", type=float, default=None, help="random scheme: share of D to forget (default 0.1)")
     p.add_argument("--forget-class", type=int, default=None, help="class scheme: the class to forget (default 0)")
     p.add_argument("--methods", default=None, help="comma-separated subset of retrain,ft,ga,ff,iu,ours,ours_no_vss")
     p.add_argument("--strong-eval", action="store_true", help="also run LiRA/RMIA and a fresh post-hoc attacker")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -18,6 +19,8 @@ MODELS = ("mlp", "cnn", "resnet18")
 SCHEMES = ("random", "class")
 SCHEDULES = ("cosine", "multistep", "constant")
 PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
+# Profile.unlearn keys, as Profile.unlearn_for looks them up: "<scheme>-<dense|sparse>", then "<scheme>".
+UNLEARN_KEYS = tuple(f"{s}-{d}" for s in SCHEMES for d in ("dense", "sparse")) + SCHEMES
 
 
 class ConfigError(ValueError):
@@ -30,14 +33,23 @@ def check_choice(name: str, value: Any, allowed: tuple) -> None:
 
 
 def check_range(name: str, value: Any, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
-    """Raise ConfigError unless lo <= value <= hi (open ends where asked)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> int | float:
+    """Raise ConfigError unless lo <= value <= hi (open ends where asked); return the value.
+
+    Any real number is accepted (numpy scalars included) and returned as a Python ``int`` or
+    ``float``; with ``integer=True`` an integral float (``10.0``) is returned as ``int`` and a
+    fractional one (``10.5``) refused.  Python ints and floats come back unchanged.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool_ is not Real
         raise ConfigError(f"{name}={value!r} must be a number")
-    if integer and int(value) != value:
-        raise ConfigError(f"{name}={value!r} must be an integer")
+    if type(value) not in (int, float):  # numpy scalars, Fraction, ...: the Python equivalent
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name}={value!r} must be finite")
+    if integer:
+        if value != int(value):
+            raise ConfigError(f"{name}={value!r} must be an integer")
+        value = int(value)
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
           (hi is not None and (value >= hi if hi_open else value > hi))
     if bad:
@@ -46,6 +58,7 @@ def check_range(name: str, value: Any, lo: float | None = None, hi: float | None
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
         raise ConfigError(f"{name}={value!r} is out of range; allowed: {left}{lo_s}, {hi_s}{right}")
+    return value
 
 
 class _Checked:
@@ -53,6 +66,9 @@ class _Checked:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, where: str = ""):
+        if d is not None and not isinstance(d, Mapping):
+            raise ConfigError(f"{where or cls.__name__} must be a mapping of field names to values, "
+                              f"not {type(d).__name__}; allowed keys: {[f.name for f in fields(cls)]}")
         d = dict(d or {})
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(names))
@@ -65,6 +81,10 @@ class _Checked:
 
     def updated(self, **kw):
         return type(self).from_dict({**self.to_dict(), **kw}, where=type(self).__name__)
+
+    def _check(self, name: str, *args, **kw) -> None:
+        """check_range on field ``name``, storing the normalised value (an int for integer fields)."""
+        object.__setattr__(self, name, check_range(name, getattr(self, name), *args, **kw))
 
 
 @dataclass(frozen=True)
@@ -83,15 +103,23 @@ class TrainConfig(_Checked):
     label_smoothing: float = 0.0
 
     def __post_init__(self):
-        check_range("epochs", self.epochs, 1, integer=True)
-        check_range("lr", self.lr, 0, lo_open=True)
-        check_range("momentum", self.momentum, 0, 1, hi_open=True)
-        check_range("weight_decay", self.weight_decay, 0)
-        check_range("batch_size", self.batch_size, 1, integer=True)
+        self._check("epochs", 1, integer=True)
+        self._check("lr", 0, lo_open=True)
+        self._check("momentum", 0, 1, hi_open=True)
+        self._check("weight_decay", 0)
+        self._check("batch_size", 1, integer=True)
         check_choice("schedule", self.schedule, SCHEDULES)
-        check_range("warmup_epochs", self.warmup_epochs, 0)
-        check_range("label_smoothing", self.label_smoothing, 0, 1, hi_open=True)
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+        self._check("warmup_epochs", 0)
+        self._check("label_smoothing", 0, 1, hi_open=True)
+        # lr_factor (train.py) compares each milestone with the fraction of training done, t in [0, 1).
+        ms = self.milestones
+        if hasattr(ms, "tolist") and not isinstance(ms, (str, bytes)):  # a numpy array or tensor
+            ms = ms.tolist()
+        if not isinstance(ms, (list, tuple)):
+            raise ConfigError(f"milestones={ms!r} must be a list of fractions of training in (0, 1), "
+                              "e.g. [0.5, 0.75]")
+        ms = tuple(check_range(f"milestones[{i}]", m, 0, 1, lo_open=True, hi_open=True) for i, m in enumerate(ms))
+        object.__setattr__(self, "milestones", ms)
 
 
 @dataclass(frozen=True)
@@ -115,21 +143,21 @@ class UnlearnConfig(_Checked):
     record_every: int = 10          # history record period (iterations)
 
     def __post_init__(self):
-        check_range("alpha", self.alpha, 0)
-        check_range("beta", self.beta, 0)
-        check_range("lambd", self.lambd, 0)
-        check_range("lr", self.lr, 0, lo_open=True)
-        check_range("attacker_lr", self.attacker_lr, 0, lo_open=True)
-        check_range("iterations", self.iterations, 1, integer=True)
-        check_range("batch_size", self.batch_size, 2, integer=True)
-        check_range("attacker_steps", self.attacker_steps, 0, integer=True)
+        self._check("alpha", 0)
+        self._check("beta", 0)
+        self._check("lambd", 0)
+        self._check("lr", 0, lo_open=True)
+        self._check("attacker_lr", 0, lo_open=True)
+        self._check("iterations", 1, integer=True)
+        self._check("batch_size", 2, integer=True)
+        self._check("attacker_steps", 0, integer=True)
         if self.alpha_off_after is not None:
-            check_range("alpha_off_after", self.alpha_off_after, 0, integer=True)
+            self._check("alpha_off_after", 0, integer=True)
         check_choice("loss", self.loss, ("minimax", "nonsaturating"))
-        check_range("momentum", self.momentum, 0, 1, hi_open=True)
-        check_range("weight_decay", self.weight_decay, 0)
-        check_range("sensitivity_noise", self.sensitivity_noise, 0, lo_open=True)
-        check_range("record_every", self.record_every, 1, integer=True)
+        self._check("momentum", 0, 1, hi_open=True)
+        self._check("weight_decay", 0)
+        self._check("sensitivity_noise", 0, lo_open=True)
+        self._check("record_every", 1, integer=True)
 
 
 @dataclass(frozen=True)
@@ -151,22 +179,31 @@ class AttackerConfig(_Checked):
     sensitivity_noise: float = 1e-3
 
     def __post_init__(self):
-        check_range("iterations", self.iterations, 0, integer=True)
-        check_range("lr", self.lr, 0, lo_open=True)
-        check_range("batch_size", self.batch_size, 2, integer=True)
+        self._check("iterations", 0, integer=True)
+        self._check("lr", 0, lo_open=True)
+        self._check("momentum", 0, 1, hi_open=True)
+        self._check("weight_decay", 0)
+        self._check("batch_size", 2, integer=True)
         check_choice("optimizer", self.optimizer, ("sgd", "adam"))
-        check_range("heads", self.heads, 1, integer=True)
-        check_range("layers", self.layers, 1, integer=True)
+        self._check("d_model", 1, integer=True)
+        self._check("heads", 1, integer=True)
+        self._check("layers", 1, integer=True)
+        self._check("ff", 1, integer=True)
         if self.d_model % self.heads:
             raise ConfigError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
-        check_range("dropout", self.dropout, 0, 1, hi_open=True)
-        check_range("noise_samples", self.noise_samples, 1, integer=True)
-        check_range("sensitivity_noise", self.sensitivity_noise, 0, lo_open=True)
+        self._check("dropout", 0, 1, hi_open=True)
+        self._check("noise_samples", 1, integer=True)
+        self._check("sensitivity_noise", 0, lo_open=True)
 
 
 @dataclass(frozen=True)
 class Profile(_Checked):
-    """Everything a profile decides for one dataset."""
+    """Everything a profile decides for one dataset.
+
+    ``pretrain``, ``finetune``, ``ga``, ``attacker`` and the values of ``unlearn`` may be given as
+    plain mappings (from JSON or YAML): each becomes its config class through ``from_dict`` (so it is
+    validated, and fields it omits take that class's defaults, not the profile's).
+    """
 
     name: str = "cpu"
     model: str = "mlp"
@@ -178,10 +215,40 @@ class Profile(_Checked):
     unlearn: Mapping[str, UnlearnConfig] = field(default_factory=dict)  # keys: "random-dense" ...
     max_train: int | None = None    # subsample the training pool (CPU profiles on big datasets)
 
+    def __post_init__(self):
+        check_choice("model", self.model, MODELS)
+        for name, cls in (("pretrain", TrainConfig), ("finetune", TrainConfig), ("ga", TrainConfig),
+                          ("attacker", AttackerConfig)):
+            object.__setattr__(self, name, _as_config(cls, getattr(self, name), name))
+        # 0 rewinds to the initial weights; beyond pretrain.epochs, to the end of pretraining
+        # (Experiment._rewind_weights).
+        self._check("rewind_epoch", 0, integer=True)
+        unlearn = self.unlearn
+        if not isinstance(unlearn, Mapping):
+            raise ConfigError(f"unlearn={unlearn!r} must be a mapping of keys {list(UNLEARN_KEYS)} "
+                              "to UnlearnConfig settings")
+        unknown = sorted(map(str, set(unlearn) - set(UNLEARN_KEYS)))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} in unlearn; allowed keys: {list(UNLEARN_KEYS)}")
+        object.__setattr__(self, "unlearn", {k: _as_config(UnlearnConfig, v, f"unlearn[{k!r}]")
+                                             for k, v in unlearn.items()})
+        if self.max_train is not None:  # make_splits needs at least one forget and one retain sample
+            self._check("max_train", 2, integer=True)
+
     def unlearn_for(self, scheme: str, sparsity: float) -> UnlearnConfig:
         check_choice("scheme", scheme, SCHEMES)
         key = f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
         return self.unlearn.get(key) or self.unlearn.get(scheme) or UnlearnConfig()
+
+
+def _as_config(cls, value, where: str):
+    """``value`` as a ``cls``: itself, or built (and validated) from a mapping of its fields."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls.from_dict(value, where=where)
+    raise ConfigError(f"{where}={value!r} must be a {cls.__name__} or a mapping of its fields; "
+                      f"allowed keys: {[f.name for f in fields(cls)]}")
 
 
 def _paper_unlearn() -> dict[str, UnlearnConfig]:
@@ -275,9 +342,7 @@ def get_profile(name: str, dataset: str, **overrides: Any) -> Profile:
     check_choice("dataset", dataset, DATASETS)
     p = PROFILES[name]
     d = {**p["default"], **p.get(dataset, {}), **overrides, "name": name}
-    prof = Profile.from_dict(d, where=f"profile {name!r}")
-    check_choice("model", prof.model, MODELS)
-    return prof
+    return Profile.from_dict(d, where=f"profile {name!r}")
 
 
 def profile_to_dict(p: Profile) -> dict:

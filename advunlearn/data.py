@@ -8,9 +8,12 @@ a batch is ``x[idx]`` and nothing ever goes through a DataLoader.
 from __future__ import annotations
 
 import gzip
+import math
+import numbers
 import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,16 +127,32 @@ def _load_digits(device) -> Dataset:
     return _finish("digits", x[~test], y[~test], x[test], y[test], 10, device)
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(path: Path, name: str = "fashion-mnist") -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped if ``path`` ends in .gz) as an array of its shape.
+
+    A file that cannot be read as one is a :class:`DatasetNotFoundError` naming the file and how to
+    get a good copy of dataset ``name``.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    ndim = magic & 0xFF
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a cut-off download, or not gzip at all
+        raise _corrupt(name, path, f"not a readable gzip file: {e}") from None
+    # IDX header: two zero bytes, a type byte (0x08: unsigned byte), the number of dimensions, then
+    # one big-endian uint32 size per dimension.
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08 or not 1 <= data[3] <= 4:
+        raise _corrupt(name, path, f"not an IDX file of unsigned bytes (magic number {data[:4].hex() or 'missing'}, "
+                                   "expected 0000080N with N = 1..4 dimensions)")
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise _corrupt(name, path, f"truncated: the header ends after {len(data)} bytes")
     shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(shape)):
-        raise DatasetNotFoundError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {arr.size}")
+    want = int(np.prod(shape))
+    if arr.size != want:
+        what = "truncated" if arr.size < want else "too long"
+        raise _corrupt(name, path, f"{what}: the header {shape} promises {want} values, the file holds {arr.size}")
     return arr.reshape(shape)
 
 
@@ -172,9 +191,17 @@ def _load_fashion(root, device, download: bool) -> Dataset:
 
     def rd(f):
         p = where / f
-        return _read_idx(p if p.exists() else where / (f + ".gz"))
+        p = p if p.exists() else where / (f + ".gz")
+        return p, _read_idx(p)
 
-    xtr, ytr, xte, yte = (rd(f) for f in FASHION_FILES)
+    (pxtr, xtr), (pytr, ytr), (pxte, xte), (pyte, yte) = (rd(f) for f in FASHION_FILES)
+    for (px, x), (py, y) in (((pxtr, xtr), (pytr, ytr)), ((pxte, xte), (pyte, yte))):
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise _corrupt("fashion-mnist", px, f"holds an array of shape {x.shape}, not 28x28 images")
+        if y.ndim != 1 or len(y) != len(x):
+            raise _corrupt("fashion-mnist", py, f"holds an array of shape {y.shape}, not {len(x)} labels for {px.name}")
+        if y.size and y.max() >= 10:
+            raise _corrupt("fashion-mnist", py, f"holds label {int(y.max())}; Fashion-MNIST has classes 0..9")
     return _finish("fashion-mnist", xtr[:, None] / 255.0, ytr, xte[:, None] / 255.0, yte, 10, device)
 
 
@@ -204,15 +231,32 @@ def _load_cifar(name, root, device, download: bool) -> Dataset:
     else:
         train_files, test_files, key, k = [folder / "train"], [folder / "test"], b"fine_labels", 100
 
-    def rd(files):
-        xs, ys = [], []
-        for f in files:
-            if not f.exists():
-                raise _missing(name, root, FileNotFoundError(f"missing file {f}"))
-            with open(f, "rb") as fh:
+    def rd1(f: Path):
+        with open(f, "rb") as fh:
+            try:
                 d = pickle.load(fh, encoding="bytes")
-            xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[key], dtype=np.int64))
+            except Exception as e:  # unpickling garbage can raise almost anything (see pickle's docs)
+                raise _corrupt(name, f, f"not a readable pickle: {type(e).__name__}: {e}") from None
+        if not isinstance(d, dict) or b"data" not in d or key not in d:
+            raise _corrupt(name, f, f"not a {name} batch: expected a dict with keys b'data' and {key!r}")
+        try:
+            x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(d[key], dtype=np.int64).reshape(-1)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise _corrupt(name, f, f"its arrays do not have the {name} layout: {e}") from None
+        if len(x) != len(y):
+            raise _corrupt(name, f, f"it holds {len(x)} images but {len(y)} labels")
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise _corrupt(name, f, f"it holds labels outside 0..{k - 1}")
+        return x, y
+
+    # Every file must be there before any is read.
+    for f in train_files + test_files:
+        if not f.exists():
+            raise _missing(name, root, None, f"missing file {f}")
+
+    def rd(files):
+        xs, ys = zip(*(rd1(f) for f in files))
         return np.concatenate(xs), np.concatenate(ys)
 
     xtr, ytr = rd(train_files)
@@ -220,8 +264,8 @@ def _load_cifar(name, root, device, download: bool) -> Dataset:
     return _finish(name, xtr / 255.0, ytr, xte / 255.0, yte, k, device)
 
 
-def _missing(name: str, root, cause: Exception | None) -> DatasetNotFoundError:
-    how = {
+def _how(name: str) -> str:
+    return {
         "fashion-mnist": ("install the Debian package `dataset-fashion-mnist` (files under "
                           f"{DEBIAN_FASHION}), or let torchvision download it with network access into "
                           f"{_cache_dir()}, or pass root= a folder holding {', '.join(FASHION_FILES)} (optionally .gz)"),
@@ -231,9 +275,21 @@ def _missing(name: str, root, cause: Exception | None) -> DatasetNotFoundError:
         "cifar100": (f"download it with network access (torchvision.datasets.CIFAR100(root, download=True)) into "
                      f"{_cache_dir()}, or pass root= a folder containing {CIFAR_DIRS['cifar100']}/ (train, test)"),
     }[name]
+
+
+def _missing(name: str, root, cause: Exception | None, detail: str | None = None) -> DatasetNotFoundError:
+    """Dataset ``name`` is not on disk; ``cause``: why the download that was tried failed (None when
+    none was tried); ``detail``: what exactly is missing."""
     looked = f" (looked in root={root!r})" if root else ""
+    what = f": {detail}" if detail else ""
     why = f"; the download failed: {cause}" if cause else ""
-    return DatasetNotFoundError(f"dataset {name!r} is not available{looked}{why}. To get it: {how}")
+    return DatasetNotFoundError(f"dataset {name!r} is not available{looked}{what}{why}. To get it: {_how(name)}")
+
+
+def _corrupt(name: str, path: Path, problem: str) -> DatasetNotFoundError:
+    """File ``path`` of dataset ``name`` is unreadable; the message says what is wrong and how to replace it."""
+    return DatasetNotFoundError(f"{path} is corrupt ({problem}); dataset {name!r} cannot be loaded from it. "
+                                f"To get a good copy, delete it (or its folder) and {_how(name)}")
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -281,20 +337,29 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
     (default: a class drawn with the seed).  ``max_train`` subsamples D (for CPU profiles).
     """
     check_choice("scheme", scheme, ("random", "class"))
-    check_range("val_frac", val_frac, 0, 1, lo_open=True, hi_open=True)
-    check_range("seed", seed, 0, integer=True)
-    g = torch.Generator().manual_seed(int(seed))
+    val_frac = check_range("val_frac", val_frac, 0, 1, lo_open=True, hi_open=True)
+    seed = check_range("seed", seed, 0, integer=True)
+    if max_train is not None:
+        max_train = check_range("max_train", max_train, 2, integer=True)
+    if scheme == "random":
+        forget_frac = check_range("forget_frac", forget_frac, 0, 1, lo_open=True, hi_open=True)
+    elif forget_class is not None:
+        if isinstance(forget_class, bool) or not isinstance(forget_class, numbers.Real) or \
+                not math.isfinite(forget_class) or int(forget_class) != forget_class or \
+                not 0 <= forget_class < dataset.num_classes:
+            raise ConfigError(f"forget_class={forget_class!r} is out of range for {dataset.name}; "
+                              f"allowed: 0..{dataset.num_classes - 1}")
+        forget_class = int(forget_class)
+    g = torch.Generator().manual_seed(seed)
     pool = torch.randperm(dataset.n_pool, generator=g)
     n_val = max(1, round(val_frac * dataset.n_pool))
     val, train = pool[:n_val].sort().values, pool[n_val:]
     if max_train is not None:
-        check_range("max_train", max_train, 2, integer=True)
         train = train[:max_train]
     train = train.sort().values
     y = dataset.y.cpu()
     test_all = torch.arange(dataset.n_pool, len(y))
     if scheme == "random":
-        check_range("forget_frac", forget_frac, 0, 1, lo_open=True, hi_open=True)
         n_f = round(forget_frac * len(train))
         if n_f < 1 or n_f >= len(train):
             raise ConfigError(f"forget_frac={forget_frac} gives {n_f} forget samples out of {len(train)}; "
@@ -306,11 +371,6 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
     else:
         if forget_class is None:
             forget_class = int(torch.randint(dataset.num_classes, (1,), generator=g))
-        if isinstance(forget_class, bool) or int(forget_class) != forget_class or \
-                not 0 <= forget_class < dataset.num_classes:
-            raise ConfigError(f"forget_class={forget_class!r} is out of range for {dataset.name}; "
-                              f"allowed: 0..{dataset.num_classes - 1}")
-        forget_class = int(forget_class)
         forget = train[y[train] == forget_class]
         if len(forget) == 0 or len(forget) == len(train):
             raise ConfigError(f"forget_class={forget_class} leaves an empty forget or retain set")
@@ -319,7 +379,7 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
     mask = torch.ones(len(y), dtype=torch.bool)
     mask[forget] = False
     retain = train[mask[train]]
-    return Splits(train, forget, retain, val, test, test_all, test_forget, scheme, forget_class, int(seed))
+    return Splits(train, forget, retain, val, test, test_all, test_forget, scheme, forget_class, seed)
 
 
 __all__ = ["Dataset", "Splits", "load_dataset", "make_splits", "augment_batch", "DatasetNotFoundError"]

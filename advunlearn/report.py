@@ -101,9 +101,14 @@ def _looks_like_record(obj) -> bool:
 
 def load_records(results_dir: str | Path, exclude: Path | None = None) -> list[dict]:
     """Every result record in ``*.json`` files under ``results_dir`` (recursively, sorted by path)."""
+    from .config import ConfigError
+
     root = Path(results_dir)
+    if not root.exists():
+        raise ConfigError(f"results folder {root} does not exist; give the folder a batch or `advunlearn run` "
+                          "wrote its JSON records to (e.g. results/demo/runs)")
     if not root.is_dir():
-        raise FileNotFoundError(f"results folder {root} does not exist")
+        raise ConfigError(f"{root} is a file, not a folder; give the folder that holds the result JSON files")
     records = []
     for path in sorted(root.rglob("*.json")):
         if exclude is not None and exclude in path.resolve().parents:
@@ -574,14 +579,16 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     ``summary.csv``, ``figure2.html`` (when records carry ``mia``), ``strong.md/.html`` (the strong
     attacks and their ROC, when records carry ``strong``) and ``report.html`` (self-contained:
     plotly's JavaScript inlined so it opens offline) into ``out_dir`` (default ``results_dir/report``).
-    Returns ``{name: path}``.  Raises ValueError when the folder holds no result records.
+    Returns ``{name: path}``.  Raises ConfigError (a ValueError) when the folder is missing or holds no result records.
     """
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     records = load_records(results_dir, exclude=out.resolve())
     if not records:
-        raise ValueError(f"no result records found under {results_dir}: expected *.json files holding objects "
-                         f"(or lists of objects) with keys {list(REQUIRED)}")
+        from .config import ConfigError
+
+        raise ConfigError(f"no result records found under {results_dir}: expected *.json files holding objects "
+                          f"(or lists of objects) with keys {list(REQUIRED)}")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     t1, t2 = table1(records), table2(records)

@@ -89,22 +89,28 @@ def _json_default(o):
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """A stored JSON file; a missing or corrupt one is a :class:`CheckpointError` that says which folder
+    to delete (a stored artifact's folder is recomputed only as a whole)."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is corrupt (not valid JSON: {e}); delete it to recompute") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; delete its folder {path.parent} to recompute it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupt (not valid JSON: {e}); delete its folder {path.parent} "
+                              "to recompute it") from None
 
 
 def save_state(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    """safetensors file + ``<path>.json`` metadata, both written atomically (tensors first)."""
+    """safetensors file + ``<path>.json`` (the metadata and the file's sha256), both written atomically
+    (tensors first)."""
     from safetensors.torch import save
 
     path = Path(path)
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                 metadata={"advunlearn": json.dumps(meta, sort_keys=True, default=_json_default)})
     atomic_write_bytes(path, data)
-    atomic_write_json(path.with_suffix(".json"), meta)
+    atomic_write_json(path.with_suffix(".json"), {**meta, "sha256": hashlib.sha256(data).hexdigest()})
 
 
 def load_state(path: str | os.PathLike, expect: dict | None = None, device="cpu") -> tuple[dict, dict]:
@@ -117,13 +123,20 @@ def load_state(path: str | os.PathLike, expect: dict | None = None, device="cpu"
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         blob = path.read_bytes()
+        side = path.with_suffix(".json")
+        want = json.loads(side.read_text()).get("sha256") if side.exists() else None
+        if want is not None and hashlib.sha256(blob).hexdigest() != want:
+            raise CheckpointError(f"checkpoint {path} does not match the checksum written with it (its bytes "
+                                  f"changed on disk); delete its folder {path.parent} to recompute it")
         tensors = load(blob)
         header_len = int.from_bytes(blob[:8], "little")
         header = json.loads(blob[8:8 + header_len])
         meta = json.loads(header.get("__metadata__", {}).get("advunlearn", "{}"))
+    except CheckpointError:
+        raise
     except (SafetensorError, ValueError, json.JSONDecodeError, OSError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); "
-                              "delete its run folder to recompute it") from None
+                              f"delete its folder {path.parent} to recompute it") from None
     for k, v in (expect or {}).items():
         if k in meta and meta[k] != v:
             raise CheckpointError(f"checkpoint {path} has {k}={meta[k]!r} but {v!r} was expected; "

@@ -9,8 +9,9 @@ the Fashion-MNIST IDX files in a folder beside the repo::
 It runs, for one seed and reduced epochs: the training-throughput comparison (ours vs a plain
 DataLoader loop, ResNet-18, batch 512), ResNet-18 pretraining, Retrain and every unlearning method,
 each evaluated; and writes a JSON with images/s, each method's time and fraction of Retrain, peak
-GPU memory and the metrics.  ``--smoke`` shrinks everything (digits instead of Fashion-MNIST, one epoch, five attacker and
-unlearning iterations; still ResNet-18) so the whole script can be checked on a CPU in minutes.
+GPU memory and the metrics.  ``--smoke`` shrinks everything (digits instead of Fashion-MNIST, one
+epoch, five attacker and unlearning iterations of batch 16; still ResNet-18) so the whole script
+can be checked on a CPU in minutes (tests/test_gpu_check.py does, with the notebook packages hidden).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def main(argv=None) -> dict:
             "max_train": a.max_train}
     if a.smoke:
         over["attacker"] = AttackerConfig(iterations=5)
-        over["unlearn"] = {k: v.updated(iterations=5) for k, v in PAPER_UNLEARN.items()}
+        over["unlearn"] = {k: v.updated(iterations=5, batch_size=16) for k, v in PAPER_UNLEARN.items()}
     with tempfile.TemporaryDirectory() as tmp:
         exp = Experiment(dataset=dataset, scheme=a.scheme, seed=0, profile="gpu", device=str(dev), results=tmp,
                          data_root=None if a.smoke else a.data_root, progress=False, profile_overrides=over)

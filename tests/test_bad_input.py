@@ -32,6 +32,10 @@ CLI_CASES = [
     (["run", "--sparsity", "1.0"], "sparsity=1.0", "[0, 1)"),
     (["pretrain", "--sparsity", "-0.1"], "sparsity=-0.1", "[0, 1)"),
     (["run", "--device", "tpu"], "device", "cpu"),
+    (["run", "--methods", ","], "names no method", "ours"),
+    (["run", "--forget-class", "3"], "--forget-class applies to --scheme class", "--forget-frac"),
+    (["run", "--scheme", "class", "--forget-frac", "0.2"], "--forget-frac applies to --scheme random", "--forget-class"),
+    (["pretrain", "--sparsity", "1.5"], "sparsity=1.5", "[0, 1)"),
 ]
 
 
@@ -55,9 +59,52 @@ def test_cli_config_typo_in_batch_key(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("target, needle", [("missing", "does not exist"), ("file", "is a file, not a folder"),
+                                            ("empty", "no result records found")])
+def test_cli_report_of_a_wrong_folder(tmp_path, target, needle):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "report", str(tmp_path / target)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "empty" / "report").exists()
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b"\x00\x01\xff\xfe", "not UTF-8"), (b"name: x\nresults: 5\ngrid: {seed: [0]}\n", "results=5"),
+    (b"name: ../up\ngrid: {seed: [0]}\n", "name='../up'"), (b"name: [a, b]\ngrid: {seed: [0]}\n", "name=['a', 'b']")])
+def test_batch_config_that_is_not_text_or_has_wrong_types(tmp_path, body, needle):
+    from advunlearn.batch import load_config
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_bytes(body)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace(".", r"\.")):
+        load_config(cfg, results=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_records_file_names_what_changes_the_records():
+    """Two runs with other methods or values never write the same default records file."""
+    from types import SimpleNamespace
+
+    from advunlearn.cli import _run_name
+
+    a = SimpleNamespace(dataset="digits", scheme="random", sparsity=0.0, seed=0, profile="tiny", forget_frac=0.1,
+                        strong_eval=False)
+    names = {_run_name(a, None, None, {}), _run_name(a, None, ["ours"], {}), _run_name(a, None, ["ours"], {"alpha": 9.0}),
+             _run_name(SimpleNamespace(**{**vars(a), "strong_eval": True}), None, None, {}),
+             _run_name(SimpleNamespace(**{**vars(a), "forget_frac": 0.2}), None, None, {})}
+    assert len(names) == 5
+    assert _run_name(a, None, None, {}) == "digits_random_s0_seed0_tiny"
+    c = SimpleNamespace(**{**vars(a), "scheme": "class"})
+    exp = SimpleNamespace(splits=SimpleNamespace(forget_class=3))
+    assert _run_name(c, exp, ["ours", "ft"], {"alpha": 9.0}) == "digits_class_s0_seed0_tiny_class3_ours-ft_alpha9"
+
+
 BATCH_CASES = [
     ("lr: -0.01", "lr=-0.01"), ("forget_frac: 0.0", "forget_frac=0.0"), ("forget_frac: 1", "forget_frac=1"),
     ("dataset: imagenet", "dataset='imagenet'"), ("iterations: 0", "iterations=0"), ("device: tpu", "device='tpu'"),
+    ("forget_class: 10", "forget_class=10 is out of range for digits; allowed: 0..9"),
 ]
 
 

@@ -111,7 +111,7 @@ def test_corrupt_stored_checkpoint_is_not_reused(tmp_path):
     e.original()
     (ck,) = (tmp_path / "pretrain").glob("*/model.safetensors")
     ck.write_bytes(ck.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="checksum.*delete its folder"):
         Experiment(dataset="digits", profile="tiny", results=tmp_path, device="cpu", progress=False).original()
 
 
@@ -146,3 +146,26 @@ def test_cli_bad_dataset_exits_nonzero_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "dataset='imagenet'" in err and "fashion-mnist" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_changed_checkpoint_bytes_fail_the_checksum(tmp_path):
+    """Bytes garbled after the header keep a loadable file; the sha256 written beside it catches them."""
+    m = build_model("mlp", 10, 1, 8)
+    path = tmp_path / "m.safetensors"
+    save_model(path, m, {"arch": "mlp"})
+    blob = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(blob[:8], "little")
+    blob[header:header + 64] = bytes(range(64))
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match=rf"checksum.*delete its folder {tmp_path}"):
+        load_model(path, build_model("mlp", 10, 1, 8))
+
+
+def test_a_missing_json_of_a_done_artifact_names_the_folder_to_delete(tmp_path):
+    from advunlearn.store import read_json
+
+    with pytest.raises(CheckpointError, match=rf"missing; delete its folder {tmp_path}"):
+        read_json(tmp_path / "result.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        read_json(tmp_path / "bad.json")
