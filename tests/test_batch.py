@@ -82,10 +82,10 @@ def _rows(path):
 
 @pytest.mark.slow
 def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
-    # forget_class 12 passes the batch's checks (a non-negative integer) but digits has 10 classes:
-    # the notebook raises, that run is failed, the other run finishes, the exit status says so.
-    text = GOOD.replace("scheme: [random, class]", "forget_class: [0, 12]").replace(
-        "dataset: digits", "dataset: digits\n  scheme: class")
+    # forget_frac 0.0001 passes the batch's checks (a fraction in (0, 1)) but leaves digits' D_f
+    # empty: the notebook raises, that run is failed, the other run finishes, the exit status says so.
+    text = GOOD.replace("scheme: [random, class]", "forget_frac: [0.1, 0.0001]").replace(
+        "dataset: digits", "dataset: digits\n  scheme: random")
     res = tmp_path / "r"
     monkeypatch.setenv("ADVUNLEARN_FAST", "1")
     rc = run_batch(write(tmp_path, text), results=res, log=lambda *_: None)
@@ -93,7 +93,7 @@ def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     st = json.loads((res / "batch_status.json").read_text())
     assert st["done"] == 1 and st["failed"] == 1
     failed = [r for r in st["runs"] if r["state"] == "failed"][0]
-    assert "forget_class=12" in failed["error"]
+    assert "forget_frac=0.0001 gives 0 forget samples" in failed["error"]
     assert {r["method"] for r in _rows(res / "results.csv")} == {"retrain", "ft"}
 
 
