@@ -88,29 +88,50 @@ def test_an_attacker_step_raises_L_A(rand_exp):
     assert after > before + 1e-4
 
 
+def _adv_term(u, x, y, s, nf, kind):
+    """The defender's adversarial term exactly as ``defender_step`` differentiates it: p from the
+    model (eval mode, fp32), the sensitivity s held fixed, the attacker frozen in eval mode."""
+    from advunlearn.attacker import make_tokens
+    from advunlearn.losses import attacker_loss
+
+    with torch.no_grad(), U.eval_mode(u.model), U.eval_mode(u.attacker):
+        p = torch.softmax(u.model.fc(u.model.encoder(x.float())).float(), dim=-1)
+        logit = u.attacker(make_tokens(p, s, y, u.k))
+        return float(attacker_loss(logit[:nf], logit[nf:], kind))
+
+
 @pytest.mark.parametrize("kind", ["minimax", "nonsaturating"])
-def test_a_defender_step_with_alpha_lowers_L_A(rand_exp, kind):
+def test_a_defender_step_with_alpha_descends_its_adversarial_term_to_first_order(rand_exp, kind):
+    """The alpha term moves the defender along -grad of its adversarial term: with plain SGD
+    (no momentum, no weight decay) the step with alpha differs from the step without it by exactly
+    -lr * alpha * g, so the term changes, relative to the alpha = 0 step, by -lr * alpha * |g|^2 to
+    first order.  A small lr keeps the second-order rest far below that on any BLAS; checked on
+    three seeds, each within 20% of the first-order prediction (measured: within 6%).  (For ``nonsaturating`` the term
+    is the swapped-label likelihood, not L_A itself: that step need not lower L_A when the attacker
+    is near chance, which is why L_A is not what this test asserts.)"""
     exp, _ = rand_exp
-    torch.manual_seed(1)
-    model0 = build_model("mlp", 10, 1, 8)
-    att0 = _fresh_attacker(dropout=0.0)
-    warm = _unlearner(exp, copy.deepcopy(model0), att0, attacker_lr=0.05)
-    for _ in range(40):  # an attacker that reads p (a fresh one barely does)
-        warm.attacker_step(*warm.next_batches())
-    results = {}
-    for alpha in (0.0, 10.0):
-        u = _unlearner(exp, copy.deepcopy(model0), copy.deepcopy(att0), alpha=alpha, lr=0.01, loss=kind)
-        fb, vb = u.next_batches()
-        rb = u.r_idx[:32]
-        before = u.objective(fb, vb, seed=5)
-        u.dgen.manual_seed(5)
-        x, y, s, _ = u.attack_batch(fb, vb)
-        u.defender_step(rb, (x, y, s, len(fb)), alpha)
-        results[alpha] = (before, u.objective(fb, vb, seed=5))
-    (b0, a0), (b1, a1) = results[0.0], results[10.0]
-    assert b0 == b1
-    assert a1 < b1 - 0.05          # the adversarial term pushes L_A down ...
-    assert a1 < a0 - 0.05          # ... far more than the cross-entropy step alone moves it
+    lr, alpha = 2e-4, 10.0
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        model0 = build_model("mlp", 10, 1, 8)
+        att0 = _fresh_attacker(seed, dropout=0.0)
+        warm = _unlearner(exp, copy.deepcopy(model0), att0, attacker_lr=0.05)
+        for _ in range(40):  # an attacker that reads p (a fresh one barely does)
+            warm.attacker_step(*warm.next_batches())
+        after, params = {}, {}
+        for a in (0.0, alpha):
+            u = _unlearner(exp, copy.deepcopy(model0), copy.deepcopy(att0), alpha=a, lr=lr, loss=kind)
+            fb, vb = u.next_batches()
+            u.dgen.manual_seed(5)
+            x, y, s, _ = u.attack_batch(fb, vb)
+            u.defender_step(u.r_idx[:32], (x, y, s, len(fb)), a)
+            after[a] = _adv_term(u, x, y, s, len(fb), kind)
+            params[a] = torch.cat([p.detach().flatten() for p in u.model.parameters()])
+        step_diff = params[0.0] - params[alpha]  # = lr * alpha * g exactly (plain SGD)
+        predicted = -float(step_diff.double().pow(2).sum()) / (lr * alpha)  # -lr * alpha * |g|^2
+        assert predicted < -1e-5, f"seed {seed}: the adversarial term has no gradient ({predicted})"
+        actual = after[alpha] - after[0.0]
+        assert 0.8 * predicted > actual > 1.2 * predicted, (seed, actual, predicted)
 
 
 def test_defender_step_estimates_batchnorm_statistics_from_the_retain_batch_only(rand_exp):
