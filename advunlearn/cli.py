@@ -105,8 +105,19 @@ def _run_name(a, exp, methods, ours) -> str:
 
 
 def cmd_report(a) -> int:
-    from .report import build_report
+    from .report import build_report, check_document, update_document
 
+    if a.update:
+        n = update_document(a.dir, a.update)
+        print(f"{a.update}: {n} block(s) rewritten from {a.dir}")
+    if a.check:
+        problems = check_document(a.dir, a.check)
+        for p in problems:
+            print(f"advunlearn: {p}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"{a.check}: every block of {Path(a.dir).resolve().name} matches the results in {a.dir}")
+        return 0
     paths = build_report(a.dir, a.out)
     for k, v in paths.items():
         print(f"{k}: {v}")
@@ -146,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="Table 1, Table 2 and Figure 2 from a folder of result JSON files")
     p.add_argument("dir", help="folder holding result JSON files (searched recursively)")
     p.add_argument("--out", default=None, help="output folder (default: DIR/report)")
+    p.add_argument("--check", default=None, metavar="DOC", help="exit 1 unless every '<!-- report NAME PART -->' "
+                   "block of DOC (e.g. README.md) naming this folder equals what the report builds from it")
+    p.add_argument("--update", default=None, metavar="DOC", help="rewrite those blocks of DOC from the results")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("batch", help="run a YAML grid of notebooks with papermill, resumable, then build the report")

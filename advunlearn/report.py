@@ -36,6 +36,7 @@ import html
 import io
 import json
 import math
+import re
 import statistics
 import warnings
 from dataclasses import dataclass, field
@@ -328,29 +329,35 @@ def _settings(records: Sequence[dict]) -> list[tuple[str, str]]:
                                         0 if p[1] == "random" else 1, p[1]))
 
 
-def table1(records: Iterable[Mapping]) -> list[Table]:
-    """Table 1: one table per (dataset, scheme), rows Retrain, FT, GA, FF, IU, Ours (those present)."""
-    recs = _dedupe(records)
+def _table1_by_setting(recs: Sequence[dict]) -> list[tuple[str, str, Table]]:
     out = []
     for ds, sc in _settings(recs):
         methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
         if methods - {"ours_no_vss"}:
-            out.append(build_table(recs, ds, sc, TABLE1_METHODS, title=f"Table 1: {_label(DATASET_LABELS, ds)} "
-                                                                       f"{_label(SCHEME_LABELS, sc)}"))
+            out.append((ds, sc, build_table(recs, ds, sc, TABLE1_METHODS,
+                                            title=f"Table 1: {_label(DATASET_LABELS, ds)} {_label(SCHEME_LABELS, sc)}")))
     return out
 
 
-def table2(records: Iterable[Mapping]) -> list[Table]:
-    """Table 2 (V_ss ablation): Retrain, Ours, Ours (No V_ss) for every setting that has the ablation."""
-    recs = _dedupe(records)
+def _table2_by_setting(recs: Sequence[dict]) -> list[tuple[str, str, Table]]:
     out = []
     for ds, sc in _settings(recs):
         methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
         if "ours_no_vss" in methods:
-            out.append(build_table(recs, ds, sc, TABLE2_METHODS, extra_methods=False,
-                                   title=f"Table 2: V_ss ablation, {_label(DATASET_LABELS, ds)} "
-                                         f"{_label(SCHEME_LABELS, sc)}"))
+            out.append((ds, sc, build_table(recs, ds, sc, TABLE2_METHODS, extra_methods=False,
+                                            title=f"Table 2: V_ss ablation, {_label(DATASET_LABELS, ds)} "
+                                                  f"{_label(SCHEME_LABELS, sc)}")))
     return out
+
+
+def table1(records: Iterable[Mapping]) -> list[Table]:
+    """Table 1: one table per (dataset, scheme), rows Retrain, FT, GA, FF, IU, Ours (those present)."""
+    return [t for _, _, t in _table1_by_setting(_dedupe(records))]
+
+
+def table2(records: Iterable[Mapping]) -> list[Table]:
+    """Table 2 (V_ss ablation): Retrain, Ours, Ours (No V_ss) for every setting that has the ablation."""
+    return [t for _, _, t in _table2_by_setting(_dedupe(records))]
 
 
 def summary_csv(records: Iterable[Mapping]) -> str:
@@ -383,13 +390,16 @@ def strong_table(records: Iterable[Mapping]) -> str:
     cols: list[tuple[str, str, str]] = []          # (label, attack, key)
     for a, label in STRONG_ATTACKS.items():
         keys = sorted({k for r in recs for k in (r["strong"].get(a) or {})
-                       if k.startswith("tpr@") and not k.endswith("_ci")},
+                       if k.startswith("tpr@") and not k.endswith(("_ci", "_note"))},
                       key=lambda k: float(k[4:].rstrip("%")))
         if any(a in r["strong"] for r in recs):
             cols.append((f"{label} AUC", a, "auc"))
             cols += [(f"{label} TPR@{k[4:]}", a, k) for k in keys]
     if any("fresh_attacker" in r["strong"] for r in recs):
         cols.append(("Fresh attacker AUC", "fresh_attacker", "auc"))
+    if any(isinstance(r["strong"].get("fresh_attacker"), Mapping) and "positive_control" in r["strong"]["fresh_attacker"]
+           for r in recs):
+        cols.append(("Fresh attacker AUC on θ0", "fresh_attacker_control", "auc"))
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["dataset"], r["scheme"], r["sparsity"], method_key(r)), []).append(r)
@@ -400,8 +410,11 @@ def strong_table(records: Iterable[Mapping]) -> str:
         return (ds, sc, sp, order.index(m) if m in order else len(order), m)
 
     def value(r, attack, key):
-        d = r["strong"].get(attack)
-        if attack == "fresh_attacker" and isinstance(d, Mapping):
+        if attack == "fresh_attacker_control":
+            d = (r["strong"].get("fresh_attacker") or {}).get("positive_control")
+        else:
+            d = r["strong"].get(attack)
+        if attack.startswith("fresh_attacker") and isinstance(d, Mapping):
             d = d.get("forget_vs_val", d)
         if not isinstance(d, Mapping) or d.get(key) is None:
             return None
@@ -414,7 +427,11 @@ def strong_table(records: Iterable[Mapping]) -> str:
         ds, sc, sp, m = k
         cells = []
         for _, attack, key in cols:
-            st = Stat([v for v in (value(r, attack, key) for r in groups[k]) if v is not None])
+            vals = [value(r, attack, key) for r in groups[k]]
+            if key.startswith("tpr@") and vals and all(v is None for v in vals):
+                cells.append("n/a (< 1/FPR negatives)")
+                continue
+            st = Stat([v for v in vals if v is not None])
             cells.append(st.cell(3 if key == "auc" else 2, ci=True))
         setting = f"{_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}"
         lines.append("| " + " | ".join([setting, _label(METHOD_LABELS, m), *cells]) + " |")
@@ -572,6 +589,87 @@ def _strong_html(table_html: str, figs: list, plotly_js) -> str:
     return "\n".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------
+# README blocks checked against the published results
+# ---------------------------------------------------------------------------------------------
+BLOCK_RE = re.compile(r"<!-- report (?P<name>[\w.-]+) (?P<part>[\w/.-]+) -->\n(?P<body>.*?)<!-- /report -->", re.S)
+
+
+def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
+    """Every markdown piece the report builds, by name: ``table1``, ``table2``, ``strong`` (all settings
+    together) and ``table1/<dataset>/<scheme>``, ``table2/<dataset>/<scheme>`` (one table each)."""
+    recs = _dedupe(records)
+    parts: dict[str, str] = {}
+    for name, by_setting in (("table1", _table1_by_setting(recs)), ("table2", _table2_by_setting(recs))):
+        if not by_setting:
+            continue
+        parts[name] = "\n".join(t.to_markdown() for _, _, t in by_setting)
+        for ds, sc, t in by_setting:
+            parts[f"{name}/{ds}/{sc}"] = t.to_markdown()
+    if any(isinstance(r.get("strong"), Mapping) for r in recs):
+        parts["strong"] = strong_table(recs)
+    return parts
+
+
+def _blocks(text: str, name: str) -> list[re.Match]:
+    return [m for m in BLOCK_RE.finditer(text) if m.group("name") == name]
+
+
+def check_document(results_dir: str | Path, document: str | Path) -> list[str]:
+    """Compare every ``<!-- report NAME PART -->`` block of ``document`` whose NAME is the results
+    folder's name with what the report builds from that folder now; returns the problems (empty = all
+    match).  A document with no block for the folder is a problem too: nothing would be checked."""
+    import difflib
+
+    results_dir = Path(results_dir)
+    name = results_dir.resolve().name
+    records = load_records(results_dir, exclude=(results_dir / "report").resolve())
+    if not records:
+        from .config import ConfigError
+
+        raise ConfigError(f"no result records found under {results_dir}")
+    parts = report_parts(records)
+    text = Path(document).read_text(encoding="utf-8")
+    blocks = _blocks(text, name)
+    if not blocks:
+        return [f"{document} has no '<!-- report {name} PART -->' block; parts available: {sorted(parts)}"]
+    problems = []
+    for m in blocks:
+        part = m.group("part")
+        if part not in parts:
+            problems.append(f"block {name} {part}: the report builds no such part; available: {sorted(parts)}")
+            continue
+        want, have = parts[part].strip(), m.group("body").strip()
+        if want != have:
+            diff = "\n".join(difflib.unified_diff(have.splitlines(), want.splitlines(), f"{document} ({part})",
+                                                   f"report of {results_dir} ({part})", lineterm="", n=0))
+            problems.append(f"block {name} {part} differs from the results:\n{diff}")
+    return problems
+
+
+def update_document(results_dir: str | Path, document: str | Path) -> int:
+    """Rewrite the blocks of ``document`` that name ``results_dir`` from its results; returns how many."""
+    from .store import atomic_write_bytes
+
+    results_dir = Path(results_dir)
+    name = results_dir.resolve().name
+    parts = report_parts(load_records(results_dir, exclude=(results_dir / "report").resolve()))
+    text = Path(document).read_text(encoding="utf-8")
+    n = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal n
+        if m.group("name") != name or m.group("part") not in parts:
+            return m.group(0)
+        n += 1
+        return f"<!-- report {name} {m.group('part')} -->\n{parts[m.group('part')].strip()}\n<!-- /report -->"
+
+    new = BLOCK_RE.sub(sub, text)
+    if new != text:
+        atomic_write_bytes(document, new.encode("utf-8"))
+    return n
+
+
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, inline_plotly: bool = True) -> dict[str, Path]:
     """Read every result record under ``results_dir`` and write the tables, Figure 2 and ``report.html``.
 
@@ -638,4 +736,4 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
 __all__ = ["REQUIRED", "TABLE1_METHODS", "TABLE2_METHODS", "METHOD_LABELS", "Table", "Stat", "method_key",
            "validate_record", "make_record", "load_records", "summarize", "build_table", "table1", "table2",
            "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label",
-           "strong_table", "STRONG_ATTACKS"]
+           "strong_table", "STRONG_ATTACKS", "report_parts", "check_document", "update_document"]

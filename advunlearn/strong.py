@@ -334,7 +334,8 @@ def attack_metrics(pos_scores, neg_scores, fpr_points: Sequence[float] = (0.001,
     """AUC (DeLong CI), TPR at each FPR with its Clopper-Pearson CI and threshold, counts, a downsampled ROC.
 
     Keys: ``auc``, ``auc_ci``, and per FPR f (written as a percentage, e.g. ``1%``): ``tpr@f``,
-    ``tp@f`` (true positives), ``tpr@f_ci``, ``thr@f`` (the threshold used); ``n_pos``, ``n_neg``,
+    ``tp@f`` (true positives), ``tpr@f_ci``, ``thr@f`` (the threshold used) -- or, with fewer than
+    1/f negatives, ``tpr@f = None`` and ``tpr@f_note`` saying why; ``n_pos``, ``n_neg``,
     ``min_fpr`` = 1/n_neg (the FPR resolution) and ``roc`` = {"fpr": [...], "tpr": [...]}.
     """
     tps, fps, thr, n_pos, n_neg = _roc_counts(pos_scores, neg_scores)
@@ -343,6 +344,12 @@ def attack_metrics(pos_scores, neg_scores, fpr_points: Sequence[float] = (0.001,
         res["auc_ci"] = auc_ci(pos_scores, neg_scores, conf)[1:]
     for f in fpr_points:
         check_range("fpr", f, 0, 1)
+        if n_neg * f < 1 - 1e-9:
+            # Fewer than 1/FPR negatives: no threshold can have this FPR except 0 false positives, so
+            # a number here would be the TPR at FPR 0, not at f.  Say so instead of printing one.
+            res[f"tpr@{_pct(f)}"] = None
+            res[f"tpr@{_pct(f)}_note"] = f"unresolved: {n_neg} negatives < 1/FPR = {1 / f:g}"
+            continue
         tpr, k = _tpr_at(tps, fps, n_pos, n_neg, f)
         res[f"tpr@{_pct(f)}"] = tpr
         res[f"tp@{_pct(f)}"] = k

@@ -329,3 +329,45 @@ def test_rmia_tie_breaking_recovers_the_ratio_roc_with_a_small_population():
     assert len(np.unique(plain)) <= 21
     assert auc(broken[member], broken[~member]) == pytest.approx(auc(rx[member], rx[~member]), abs=1e-12)
     assert tpr_at_fpr(broken[member], broken[~member], 0.01) == tpr_at_fpr(rx[member], rx[~member], 0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the evaluation may and may not claim
+# ---------------------------------------------------------------------------------------------
+def test_a_tpr_below_the_fpr_resolution_is_not_printed():
+    """With fewer than 1/FPR negatives no threshold has that FPR: the metric says so, the table too."""
+    from advunlearn.report import strong_table
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 300), rng.normal(0, 1, 500)  # 500 negatives: 1% resolved, 0.1% not
+    r = attack_metrics(pos, neg, (0.001, 0.01))
+    assert r["tpr@0.1%"] is None and "500 negatives < 1/FPR = 1000" in r["tpr@0.1%_note"]
+    assert r["tpr@1%"] == tpr_at_fpr(pos, neg, 0.01) and r["tpr@1%"] > 0
+    rec = {"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": 0, "method": "ft", "UA": 0,
+           "RA": 100, "TA": 85, "MIA_efficacy": 1, "strong": {"lira_fixed": r}}
+    table = strong_table([rec])
+    assert "n/a (< 1/FPR negatives)" in table and "LiRA (fixed var.) TPR@1%" in table.splitlines()[0]
+    r2 = attack_metrics(pos, rng.normal(0, 1, 1000), (0.001,))
+    assert r2["tpr@0.1%"] is not None  # exactly 1/FPR negatives resolve it
+
+
+def test_fresh_attacker_never_touches_the_loop_part_of_D_v_and_has_a_positive_control(fashion_leak):
+    from advunlearn.runner import fresh_attacker, fresh_attacker_split
+    from advunlearn.unlearn import split_validation
+
+    exp, refs, _ = fashion_leak
+    loop, held = split_validation(exp.splits.val, exp.seed)
+    train_neg, eval_neg, pos = fresh_attacker_split(exp)
+    assert set(train_neg.tolist()) | set(eval_neg.tolist()) <= set(held.tolist())
+    assert not set(train_neg.tolist()) & set(eval_neg.tolist())
+    assert not (set(train_neg.tolist()) | set(eval_neg.tolist())) & set(loop.tolist())
+    assert torch.equal(pos, exp.splits.forget)
+    retrain, _ = exp.retrain()
+    out = fresh_attacker(retrain, exp)
+    ctrl = out["positive_control"]["forget_vs_val"]
+    # θ0 trained on D_f (1,000 images, 500 of them forgotten): the control must find them ...
+    assert ctrl["auc"] > 0.6, ctrl
+    # ... and Retrain's D_f must look far less like members than θ0's does.
+    assert out["forget_vs_val"]["auc"] < ctrl["auc"] - 0.05, (out["forget_vs_val"], ctrl)
+    again = fresh_attacker(retrain, exp)
+    assert again["positive_control"] == out["positive_control"]  # stored once per experiment

@@ -1,0 +1,72 @@
+"""The README's tables are checked against the published result files they were built from."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advunlearn.report import check_document, report_parts, update_document
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = sorted(p for p in (ROOT / "results" / "published").glob("*") if p.is_dir())
+
+
+def _records(tmp_path):
+    recs = []
+    for seed in (0, 1):
+        for m, ua in (("retrain", 12.0), ("ft", 1.0 + seed), ("ours", 10.0 + seed)):
+            recs.append({"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": seed, "method": m,
+                         "UA": ua, "RA": 99.0, "TA": 85.0 + seed, "MIA_efficacy": 20.0 - seed, "run_time_s": 3.0})
+    d = tmp_path / "toy-table"
+    d.mkdir()
+    (d / "records.json").write_text(json.dumps(recs))
+    return d
+
+
+def test_update_then_check_passes_and_one_changed_number_fails(tmp_path):
+    d = _records(tmp_path)
+    doc = tmp_path / "README.md"
+    doc.write_text("# title\n\n<!-- report toy-table table1 -->\nstale\n<!-- /report -->\n\ntext after\n")
+    assert check_document(d, doc)  # stale block
+    assert update_document(d, doc) == 1
+    assert check_document(d, doc) == []
+    text = doc.read_text()
+    assert "text after" in text and report_parts(json.loads((d / "records.json").read_text()))["table1"].strip() in text
+    # change one number in the table: the check names the block and shows the line
+    m = re.search(r"\| FT \| (\d+\.\d\d)", text)
+    changed = text[:m.start(1)] + f"{float(m.group(1)) + 0.01:.2f}" + text[m.end(1):]
+    doc.write_text(changed)
+    problems = check_document(d, doc)
+    assert len(problems) == 1 and "toy-table table1 differs" in problems[0] and "| FT |" in problems[0]
+    # the command line exits non-zero, and 0 once the block is rebuilt
+    cli = [sys.executable, "-m", "advunlearn.cli", "report", str(d), "--check", str(doc)]
+    r = subprocess.run(cli, capture_output=True, text=True)
+    assert r.returncode == 1 and "differs" in r.stderr
+    update_document(d, doc)
+    assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
+
+
+def test_a_document_without_a_block_for_the_folder_does_not_pass(tmp_path):
+    d = _records(tmp_path)
+    doc = tmp_path / "README.md"
+    doc.write_text("no tables here\n")
+    (problem,) = check_document(d, doc)
+    assert "no '<!-- report toy-table PART -->' block" in problem and "table1" in problem
+
+
+def test_a_block_naming_an_unknown_part_is_reported(tmp_path):
+    d = _records(tmp_path)
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- report toy-table table9 -->\nx\n<!-- /report -->\n")
+    (problem,) = check_document(d, doc)
+    assert "no such part" in problem and "table1/fashion-mnist/random" in problem
+
+
+def test_every_published_table_matches_the_readme():
+    assert PUBLISHED, "results/published holds no table"
+    for d in PUBLISHED:
+        assert check_document(d, ROOT / "README.md") == [], d.name
