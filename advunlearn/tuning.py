@@ -1,0 +1,353 @@
+"""One tuning protocol for every method: the same Optuna budget, criterion and tuning seeds.
+
+For each method and each setting (scheme x dense/sparse) a study of ``n_trials`` trials searches the
+method's declared search space (its module's ``SPACE``).  Trial 0 is always the method's current
+default, so no method starts behind.  A trial runs the method on every *tuning* seed and scores it by
+its distance to that seed's Retrain, measured without the test split:
+
+    score = mean over seeds of mean(|UA - UA_r|, |RA - RA_r|, |VA - VA_r|, |MIA_v - MIA_v,r|)
+
+with VA the accuracy on the held-out part of D_v (never sampled by Algorithm 1's loop) and MIA_v the
+confidence SVC attack of the paper's MIA-efficacy with that held-out D_v, not D_t, as its
+non-members.  The lowest mean score wins.  Reporting seeds (``REPORTING_SEEDS``) are refused here;
+they are run only once the chosen values are frozen (:func:`freeze`), which writes them to
+``advunlearn/tuned/<profile>-<dataset>.json`` where the profile picks them up.
+
+Studies are stored in SQLite (one file per study under ``storage``), so a killed tuning run resumes
+where it stopped; studies are independent and run side by side in processes (``workers``) or as Ray
+tasks (``backend="ray"``, which needs a storage every node can reach: a shared folder, or an RDB URL
+passed as ``storage``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .config import ConfigError, check_choice, check_range
+
+TUNING_SEEDS = (100, 101)
+REPORTING_SEEDS = (0, 1, 2, 3, 4)
+SETTINGS = (("random", 0.0), ("random", 0.95), ("class", 0.0), ("class", 0.95))
+# Methods that are references, not tuned: Retrain is the target itself; the ablation reuses Ours' values.
+UNTUNED = ("retrain", "retrain_seed2", "ours_no_vss")
+TUNED_DIR = Path(__file__).resolve().parent / "tuned"
+CRITERION = ("UA", "RA", "VA_heldout", "MIA_val")
+
+
+def setting_key(scheme: str, sparsity: float) -> str:
+    return f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+
+
+def study_name(method: str, scheme: str, sparsity: float) -> str:
+    return f"{method}.{setting_key(scheme, sparsity)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the criterion
+# ---------------------------------------------------------------------------------------------
+def measures(model, exp) -> dict[str, float]:
+    """UA, RA, VA on the held-out part of D_v and the confidence SVC attack with that part as
+    non-members (percent): everything the tuning criterion reads, none of it from D_t."""
+    from . import mia as _mia
+    from .unlearn import split_validation
+
+    held = split_validation(exp.splits.val, exp.seed)[1]
+    outs = {k: _mia.softmax_outputs(model, exp, k) for k in ("forget", "retain")}
+    from .train import predict
+    import torch
+
+    probs = torch.softmax(predict(model, exp.data, held, exact=True), dim=1).cpu()
+    outs["test"] = (probs, exp.data.y[held.to(exp.data.device)].cpu())
+
+    def acc(p, y):
+        ok = torch.isfinite(p).all(1)
+        return 100.0 * float(((p.argmax(1) == y) & ok).float().mean())
+
+    finite = all(bool(torch.isfinite(p).all()) for p, _ in outs.values())
+    return {"UA": 100.0 - acc(*outs["forget"]), "RA": acc(*outs["retain"]), "VA_heldout": acc(*outs["test"]),
+            "MIA_val": _mia.efficacy_from_outputs(outs, "confidence", seed=exp.seed) if finite else float("nan")}
+
+
+def distance(m: Mapping[str, float], ref: Mapping[str, float]) -> float:
+    """Mean absolute difference over the criterion's keys; a non-finite value scores +inf."""
+    d = [abs(float(m[k]) - float(ref[k])) for k in CRITERION]
+    return float("inf") if not all(math.isfinite(x) for x in d) else sum(d) / len(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# search spaces
+# ---------------------------------------------------------------------------------------------
+def method_space(method: str) -> dict[str, tuple]:
+    """The method's declared search space: ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
+    from .methods import get_method
+
+    return dict(get_method(method).SPACE)
+
+
+def method_defaults(exp, method: str) -> dict[str, Any]:
+    """The values the method runs with today on ``exp`` (restricted to its search space)."""
+    from .methods import resolve_hparams
+
+    space = method_space(method)
+    hp = resolve_hparams(exp, method, {})
+    return {k: hp[k] for k in space if k in hp}
+
+
+def suggest(trial, space: Mapping[str, tuple]) -> dict[str, Any]:
+    out = {}
+    for name, spec in space.items():
+        kind = spec[0]
+        if kind == "log":
+            out[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
+        elif kind == "float":
+            out[name] = trial.suggest_float(name, spec[1], spec[2])
+        elif kind == "int":
+            out[name] = trial.suggest_int(name, spec[1], spec[2])
+        elif kind == "cat":
+            out[name] = trial.suggest_categorical(name, list(spec[1]))
+        else:
+            raise ConfigError(f"search space of {name!r} has kind {kind!r}; allowed: 'log', 'float', 'int', 'cat'")
+    return out
+
+
+def _clip_to_space(values: Mapping[str, Any], space: Mapping[str, tuple]) -> dict[str, Any]:
+    """A default outside its space is clipped into it (Optuna refuses enqueued values outside)."""
+    out = {}
+    for k, v in values.items():
+        spec = space[k]
+        if spec[0] in ("log", "float", "int"):
+            v = min(max(v, spec[1]), spec[2])
+        elif v not in spec[1]:
+            continue
+        out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# one study
+# ---------------------------------------------------------------------------------------------
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    seeds = [check_range("tuning seed", s, 0, integer=True) for s in seeds]
+    bad = sorted(set(seeds) & set(REPORTING_SEEDS))
+    if bad:
+        raise ConfigError(f"tuning seeds {bad} are reporting seeds {list(REPORTING_SEEDS)}; tune on other seeds, "
+                          f"e.g. {list(TUNING_SEEDS)}")
+    if not seeds:
+        raise ConfigError(f"no tuning seeds; give at least one, e.g. {list(TUNING_SEEDS)}")
+    return seeds
+
+
+def _experiment(dataset, profile, scheme, sparsity, seed, results, data_root=None):
+    from .experiment import Experiment
+
+    return Experiment(dataset=dataset, scheme=scheme, sparsity=sparsity, seed=seed, profile=profile,
+                      results=results, data_root=data_root, progress=False)
+
+
+def _storage_url(storage: str | os.PathLike, name: str) -> str:
+    s = str(storage)
+    if "://" in s:  # an RDB URL shared by every study (a cluster)
+        return s
+    Path(s).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(s).resolve() / (name + '.db')}"
+
+
+def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
+              n_trials: int = 8, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
+              results: str | os.PathLike = "results/store", sampler_seed: int = 0, data_root: str | None = None,
+              threads: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) one study until it holds ``n_trials`` finished trials; returns its record."""
+    import optuna
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    seeds = _check_seeds(seeds)
+    n_trials = check_range("n_trials", n_trials, 1, integer=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name(method, scheme, sparsity)
+    space = method_space(method)
+    exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
+    refs = []
+    for exp in exps:  # each tuning seed's Retrain, the target (stored, shared by every study)
+        from .runner import run_method
+
+        r, _ = run_method(exp, "retrain")
+        refs.append(measures(r, exp))
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, n_trials // 2))
+    study = optuna.create_study(study_name=name, storage=_storage_url(storage, name), direction="minimize",
+                                sampler=sampler, load_if_exists=True)
+    if not study.trials:
+        study.enqueue_trial(_clip_to_space(method_defaults(exps[0], method), space), user_attrs={"default": True})
+        study.set_user_attr("space", {k: list(v) if not isinstance(v[1], (list, tuple)) else [v[0], list(v[1])]
+                                      for k, v in space.items()})
+        study.set_user_attr("seeds", seeds)
+
+    def objective(trial):
+        from .runner import run_method
+
+        hp = suggest(trial, space)
+        per_seed = []
+        t0 = time.perf_counter()
+        for exp, ref in zip(exps, refs):
+            model, _ = run_method(exp, method, **hp)
+            m = measures(model, exp)
+            per_seed.append({"seed": exp.seed, **m, "distance": distance(m, ref)})
+        trial.set_user_attr("per_seed", per_seed)
+        trial.set_user_attr("time_s", time.perf_counter() - t0)
+        score = statistics.fmean(p["distance"] for p in per_seed)
+        if log:
+            log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
+        return score if math.isfinite(score) else 1e9
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    left = n_trials - len(done)
+    if left > 0:
+        study.optimize(objective, n_trials=left, catch=(FloatingPointError, RuntimeError))
+    return study_record(study, method, scheme, sparsity, refs, seeds)
+
+
+def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
+    import optuna
+
+    trials = []
+    for t in study.trials:
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        trials.append({"number": t.number, "params": t.params, "score": t.value,
+                       "default": bool(t.user_attrs.get("default")), "per_seed": t.user_attrs.get("per_seed"),
+                       "time_s": t.user_attrs.get("time_s")})
+    best = min(trials, key=lambda t: (t["score"], t["number"])) if trials else None
+    return {"method": method, "scheme": scheme, "sparsity": sparsity, "setting": setting_key(scheme, sparsity),
+            "space": study.user_attrs.get("space"), "seeds": seeds, "retrain": refs, "criterion": list(CRITERION),
+            "n_trials": len(trials), "trials": trials, "chosen": best["params"] if best else None,
+            "chosen_score": best["score"] if best else None,
+            "default_score": next((t["score"] for t in trials if t["default"]), None)}
+
+
+def _study_task(kw: dict) -> dict:
+    os.environ.setdefault("ADVUNLEARN_PROGRESS", "0")
+    return run_study(**kw)
+
+
+def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTINGS, *, workers: int = 1,
+         backend: str = "local", log: Callable[[str], None] | None = print, **kw) -> list[dict]:
+    """Run every (method, setting) study, ``workers`` at a time (one thread each); returns the records."""
+    from .methods import METHOD_NAMES
+
+    check_choice("backend", backend, ("local", "ray"))
+    methods = list(methods)
+    for m in methods:
+        check_choice("method", m, tuple(n for n in METHOD_NAMES if n not in UNTUNED))
+    _check_seeds(kw.get("seeds", TUNING_SEEDS))
+    jobs = [dict(method=m, scheme=s, sparsity=sp, threads=1, **kw) for s, sp in settings for m in methods]
+    # Shared artifacts first (each tuning seed's original and Retrain), so studies never race for them.
+    _prepare({(j["scheme"], j["sparsity"]) for j in jobs}, workers, kw)
+    t0 = time.perf_counter()
+    out = []
+    if backend == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=kw.pop("address", None))
+        task = ray.remote(num_cpus=1)(_study_task)
+        refs = [task.remote(j) for j in jobs]
+        out = ray.get(refs)
+    elif workers <= 1:
+        out = [_study_task(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            futs = {ex.submit(_study_task, j): j for j in jobs}
+            for f in as_completed(futs):
+                rec = f.result()
+                out.append(rec)
+                if log:
+                    log(f"{rec['method']:14s} {rec['setting']:13s} chosen {rec['chosen']} score "
+                        f"{rec['chosen_score']:.3f} (default {rec['default_score']:.3f})  "
+                        f"[{time.perf_counter() - t0:.0f}s]")
+    return sorted(out, key=lambda r: (r["setting"], r["method"]))
+
+
+def _prepare_task(kw: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from .runner import run_method
+
+    exp = _experiment(kw["dataset"], kw["profile"], kw["scheme"], kw["sparsity"], kw["seed"], kw["results"],
+                      kw.get("data_root"))
+    exp.original()
+    run_method(exp, "retrain")
+
+
+def _prepare(settings, workers, kw) -> None:
+    base = {k: kw.get(k, d) for k, d in (("dataset", "fashion-mnist"), ("profile", "cpu"),
+                                          ("results", "results/store"), ("data_root", None))}
+    seeds = kw.get("seeds", TUNING_SEEDS)
+    # dense originals first (sparse ones start from them)
+    for phase in (0, 1):
+        jobs = [dict(base, scheme=s, sparsity=sp, seed=seed) for s, sp in sorted(settings) for seed in seeds
+                if (sp > 0) == bool(phase)]
+        if workers <= 1:
+            for j in jobs:
+                _prepare_task(j)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                list(ex.map(_prepare_task, jobs))
+
+
+# ---------------------------------------------------------------------------------------------
+# freezing the chosen values
+# ---------------------------------------------------------------------------------------------
+def tuned_path(profile: str, dataset: str, folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or TUNED_DIR) / f"{profile}-{dataset}.json"
+
+
+def freeze(records: Sequence[Mapping], profile: str, dataset: str, *, folder: str | os.PathLike | None = None,
+           record_path: str | os.PathLike | None = None) -> Path:
+    """Write the chosen values ``{setting: {method: hparams}}`` where the profile reads them, and the
+    full study record (space, trials, scores, chosen values, tuning seeds) to ``record_path``."""
+    from .store import atomic_write_json
+
+    chosen: dict[str, dict[str, dict]] = {}
+    for r in records:
+        if r.get("chosen") is None:
+            raise ConfigError(f"study {r['method']}.{r['setting']} has no finished trial; run it before freezing")
+        chosen.setdefault(r["setting"], {})[r["method"]] = r["chosen"]
+    path = tuned_path(profile, dataset, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {k: dict(sorted(v.items())) for k, v in sorted(chosen.items())})
+    if record_path is not None:
+        Path(record_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(record_path, {"profile": profile, "dataset": dataset, "criterion": list(CRITERION),
+                                        "reporting_seeds": list(REPORTING_SEEDS), "studies": list(records)})
+    return path
+
+
+def record_markdown(record: Mapping) -> str:
+    """The tuning record as a markdown table: per study the default's and the chosen values' scores."""
+    lines = ["| setting | method | trials | default score | chosen score | chosen values |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in record["studies"]:
+        vals = ", ".join(f"{k}={_fmt(v)}" for k, v in (r["chosen"] or {}).items())
+        lines.append(f"| {r['setting']} | {r['method']} | {r['n_trials']} | {_fmt(r['default_score'])} | "
+                     f"{_fmt(r['chosen_score'])} | {vals} |")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.3f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+__all__ = ["TUNING_SEEDS", "REPORTING_SEEDS", "SETTINGS", "measures", "distance", "run_study", "tune", "freeze",
+           "tuned_path", "record_markdown", "method_space"]
