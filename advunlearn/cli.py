@@ -124,6 +124,32 @@ def cmd_report(a) -> int:
     return 0
 
 
+def cmd_tune(a) -> int:
+    from .tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune
+
+    methods = tunable_methods() if not a.methods else [m.strip() for m in a.methods.split(",") if m.strip()]
+    allowed = {f"{s}-{'sparse' if sp > 0 else 'dense'}": (s, sp) for s, sp in SETTINGS}
+    names = list(allowed) if not a.settings else [x.strip() for x in a.settings.split(",") if x.strip()]
+    for n in names:
+        if n not in allowed:
+            raise ConfigError(f"setting {n!r} is not allowed; choose from {', '.join(allowed)}")
+    slots = {}
+    for item in a.slots or []:
+        m, _, k = item.partition("=")
+        if not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"--slots {item!r} must be METHOD=N with N >= 1, e.g. ours=4")
+        slots[m] = int(k)
+    records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend, address=a.address,
+                   slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
+                   seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results, data_root=a.data_root)
+    rec = {"profile": a.profile, "dataset": a.dataset, "studies": records}
+    print(record_markdown(rec))
+    if a.freeze:
+        path = freeze(records, a.profile, a.dataset, folder=a.tuned_dir, record_path=a.record)
+        print(f"frozen: {path}" + (f"; record: {a.record}" if a.record else ""))
+    return 0
+
+
 def cmd_batch(a) -> int:
     from .batch import run_batch
 
@@ -161,6 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "block of DOC (e.g. README.md) naming this folder equals what the report builds from it")
     p.add_argument("--update", default=None, metavar="DOC", help="rewrite those blocks of DOC from the results")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("tune", help="tune every method the same way (Optuna, tuning seeds, distance to Retrain "
+                       "without the test set); --freeze writes the chosen values where the profile reads them")
+    p.add_argument("--dataset", default="fashion-mnist", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILE_NAMES)}")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: every method with a search space)")
+    p.add_argument("--settings", default=None, help="comma-separated of random-dense,random-sparse,class-dense,"
+                   "class-sparse (default: all)")
+    p.add_argument("--trials", type=int, default=8, help="trials per method and setting, the same for every method")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="tuning seeds (default 100 101; the reporting "
+                   "seeds 0-4 are refused)")
+    p.add_argument("--workers", type=int, default=1, help="processes, one thread each")
+    p.add_argument("--slots", nargs="*", default=None, metavar="METHOD=N",
+                   help="processes per study for slow methods, e.g. ours=4 (same trial budget)")
+    p.add_argument("--storage", default="results/tuning", help="folder of the studies' SQLite files, or an RDB URL")
+    p.add_argument("--results", default="results/store", help="the artifact store")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset's files")
+    p.add_argument("--backend", default="local", help="local (processes) or ray")
+    p.add_argument("--address", default=None, help="Ray address (backend ray)")
+    p.add_argument("--freeze", action="store_true", help="write the chosen values to advunlearn/tuned/")
+    p.add_argument("--tuned-dir", default=None, help="folder for the frozen values (default advunlearn/tuned)")
+    p.add_argument("--record", default=None, help="where to write the full study record (JSON)")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("batch", help="run a YAML grid of notebooks with papermill, resumable, then build the report")
     p.add_argument("config", help="YAML batch config, e.g. configs/demo.yaml")

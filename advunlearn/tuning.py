@@ -39,6 +39,7 @@ SETTINGS = (("random", 0.0), ("random", 0.95), ("class", 0.0), ("class", 0.95))
 UNTUNED = ("retrain", "retrain_seed2", "ours_no_vss")
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
 CRITERION = ("UA", "RA", "VA_heldout", "MIA_val")
+STALE_TRIAL_S = 3600  # a RUNNING trial older than this (its process killed) is failed and rerun
 
 
 def setting_key(scheme: str, sparsity: float) -> str:
@@ -86,9 +87,17 @@ def distance(m: Mapping[str, float], ref: Mapping[str, float]) -> float:
 # ---------------------------------------------------------------------------------------------
 def method_space(method: str) -> dict[str, tuple]:
     """The method's declared search space: ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
-    from .methods import get_method
+    from .methods import get
 
-    return dict(get_method(method).SPACE)
+    return dict(get(method).space)
+
+
+def tunable_methods() -> tuple[str, ...]:
+    """Every registered method with a search space, less the references (Retrain, its replica and
+    the ablation, which reuses Ours' values)."""
+    from .methods import get, names
+
+    return tuple(n for n in names() if n not in UNTUNED and get(n).space)
 
 
 def method_defaults(exp, method: str) -> dict[str, Any]:
@@ -159,11 +168,31 @@ def _storage_url(storage: str | os.PathLike, name: str) -> str:
     return f"sqlite:///{Path(s).resolve() / (name + '.db')}"
 
 
+def _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, create_with=None):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name(method, scheme, sparsity)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, n_trials // 2))
+    study = optuna.create_study(study_name=name, storage=_storage_url(storage, name), direction="minimize",
+                                sampler=sampler, load_if_exists=True)
+    if create_with is not None and not study.trials:
+        space, default, seeds = create_with
+        study.enqueue_trial(default, user_attrs={"default": True})
+        study.set_user_attr("space", {k: [v[0], list(v[1])] if v[0] == "cat" else list(v) for k, v in space.items()})
+        study.set_user_attr("seeds", list(seeds))
+    return study
+
+
 def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
               n_trials: int = 8, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
               results: str | os.PathLike = "results/store", sampler_seed: int = 0, data_root: str | None = None,
               threads: int | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) one study until it holds ``n_trials`` finished trials; returns its record."""
+    """Run (or resume) one study until it holds ``n_trials`` trials; returns its record.
+
+    Several processes may run the same study at once (they share its storage); together they stop
+    at ``n_trials``.  Trial 0 is the method's current default.
+    """
     import optuna
 
     if threads:
@@ -172,24 +201,12 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
         torch.set_num_threads(int(threads))
     seeds = _check_seeds(seeds)
     n_trials = check_range("n_trials", n_trials, 1, integer=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(method, scheme, sparsity)
     space = method_space(method)
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
-    refs = []
-    for exp in exps:  # each tuning seed's Retrain, the target (stored, shared by every study)
-        from .runner import run_method
-
-        r, _ = run_method(exp, "retrain")
-        refs.append(measures(r, exp))
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, n_trials // 2))
-    study = optuna.create_study(study_name=name, storage=_storage_url(storage, name), direction="minimize",
-                                sampler=sampler, load_if_exists=True)
-    if not study.trials:
-        study.enqueue_trial(_clip_to_space(method_defaults(exps[0], method), space), user_attrs={"default": True})
-        study.set_user_attr("space", {k: list(v) if not isinstance(v[1], (list, tuple)) else [v[0], list(v[1])]
-                                      for k, v in space.items()})
-        study.set_user_attr("seeds", seeds)
+    refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
+    default = _clip_to_space(method_defaults(exps[0], method), space)
+    study = _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, (space, default, seeds))
 
     def objective(trial):
         from .runner import run_method
@@ -208,11 +225,22 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
         return score if math.isfinite(score) else 1e9
 
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    left = n_trials - len(done)
-    if left > 0:
-        study.optimize(objective, n_trials=left, catch=(FloatingPointError, RuntimeError))
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    # A trial left RUNNING by a killed process is failed on resume, so it is run again.
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if time.time() - t.datetime_start.timestamp() > STALE_TRIAL_S:
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    if len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
+        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)],
+                       catch=(FloatingPointError, RuntimeError, ValueError))
     return study_record(study, method, scheme, sparsity, refs, seeds)
+
+
+def _retrain(exp):
+    from .runner import run_method
+
+    model, _ = run_method(exp, "retrain")
+    return model
 
 
 def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
@@ -239,41 +267,66 @@ def _study_task(kw: dict) -> dict:
 
 
 def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTINGS, *, workers: int = 1,
-         backend: str = "local", log: Callable[[str], None] | None = print, **kw) -> list[dict]:
-    """Run every (method, setting) study, ``workers`` at a time (one thread each); returns the records."""
-    from .methods import METHOD_NAMES
+         backend: str = "local", address: str | None = None, slots: Mapping[str, int] | None = None,
+         log: Callable[[str], None] | None = print, **kw) -> list[dict]:
+    """Run every (method, setting) study on ``workers`` processes (one thread each); returns the records.
 
+    ``slots``: processes per study for a method (default 1), e.g. ``{"ours": 4}`` for the slowest
+    method, whose trials then run side by side within the same budget of ``n_trials``.
+    """
     check_choice("backend", backend, ("local", "ray"))
     methods = list(methods)
     for m in methods:
-        check_choice("method", m, tuple(n for n in METHOD_NAMES if n not in UNTUNED))
-    _check_seeds(kw.get("seeds", TUNING_SEEDS))
-    jobs = [dict(method=m, scheme=s, sparsity=sp, threads=1, **kw) for s, sp in settings for m in methods]
+        check_choice("method", m, tunable_methods())
+    seeds = _check_seeds(kw.get("seeds", TUNING_SEEDS))
+    settings = list(settings)
     # Shared artifacts first (each tuning seed's original and Retrain), so studies never race for them.
-    _prepare({(j["scheme"], j["sparsity"]) for j in jobs}, workers, kw)
+    _prepare({(s, sp) for s, sp in settings}, workers, kw)
+    n_trials = kw.get("n_trials", 8)
+    jobs = []
+    for s, sp in settings:
+        for m in methods:
+            # create the study (and enqueue its default) once, before its processes start
+            _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
+                        (method_space(m), _clip_to_space(method_defaults(
+                            _experiment(kw.get("dataset", "fashion-mnist"), kw.get("profile", "cpu"), s, sp, seeds[0],
+                                        kw.get("results", "results/store"), kw.get("data_root")), m),
+                            method_space(m)), seeds))
+            for _ in range(max(1, min(slots.get(m, 1) if slots else 1, n_trials))):
+                jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, **kw))
+    # the longest studies first, so they do not finish last
+    jobs.sort(key=lambda j: -(slots or {}).get(j["method"], 1))
     t0 = time.perf_counter()
-    out = []
+    out: dict[str, dict] = {}
     if backend == "ray":
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=kw.pop("address", None))
+            ray.init(address=address)
         task = ray.remote(num_cpus=1)(_study_task)
-        refs = [task.remote(j) for j in jobs]
-        out = ray.get(refs)
+        for rec in ray.get([task.remote(j) for j in jobs]):
+            out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
     elif workers <= 1:
-        out = [_study_task(j) for j in jobs]
+        for j in jobs:
+            rec = _study_task(j)
+            out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
     else:
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            futs = {ex.submit(_study_task, j): j for j in jobs}
+            futs = [ex.submit(_study_task, j) for j in jobs]
             for f in as_completed(futs):
                 rec = f.result()
-                out.append(rec)
+                out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
                 if log:
-                    log(f"{rec['method']:14s} {rec['setting']:13s} chosen {rec['chosen']} score "
-                        f"{rec['chosen_score']:.3f} (default {rec['default_score']:.3f})  "
-                        f"[{time.perf_counter() - t0:.0f}s]")
-    return sorted(out, key=lambda r: (r["setting"], r["method"]))
+                    log(f"{rec['method']:14s} {rec['setting']:13s} trials {rec['n_trials']}  best {rec['chosen_score']:.3f} "
+                        f"(default {rec['default_score']})  [{time.perf_counter() - t0:.0f}s]")
+    # the final record of every study, read after all its processes finished
+    final = []
+    for s, sp in settings:
+        for m in methods:
+            st = _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials)
+            prev = out.get(study_name(m, s, sp), {})
+            final.append(study_record(st, m, s, sp, prev.get("retrain"), list(seeds)))
+    return sorted(final, key=lambda r: (r["setting"], r["method"]))
 
 
 def _prepare_task(kw: dict) -> None:
