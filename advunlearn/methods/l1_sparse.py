@@ -18,7 +18,7 @@ from torch import nn
 from . import _common as C
 
 LABEL = "ℓ1-sparse"
-DEFAULTS = {"alpha": 5e-4, "lr": 0.01, "epochs": 5, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
+DEFAULTS = {"alpha": 2e-3, "lr": 0.01, "epochs": 5, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
             "augment": None}
 SPACE = {"alpha": ("log", 1e-6, 1e-2), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
 CHECKS = {**C.OPTIM_CHECKS, "alpha": C.nonneg}

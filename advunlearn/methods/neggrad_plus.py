@@ -15,9 +15,9 @@ from torch import nn
 from . import _common as C
 
 LABEL = "NegGrad+"
-DEFAULTS = {"beta": 0.95, "lr": 0.01, "epochs": 3, "batch_size": 128, "forget_batch_size": 128,
+DEFAULTS = {"beta": 0.999, "lr": 0.01, "epochs": 3, "batch_size": 128, "forget_batch_size": 128,
             "momentum": 0.9, "weight_decay": 5e-4, "augment": None}
-SPACE = {"beta": ("float", 0.5, 0.999), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
+SPACE = {"beta": ("float", 0.8, 0.9999), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
 CHECKS = {**C.OPTIM_CHECKS, "beta": C.unit, "forget_batch_size": C.integer(1)}
 VERSION = 1
 

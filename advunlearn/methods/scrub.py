@@ -8,7 +8,9 @@ Written from the paper (its authors' code is licensed for non-commercial use onl
 Choices where the paper leaves them open: SGD with momentum and weight decay (as every other method
 here); the KL is the batch mean of the per-sample KL with no T² factor; the teacher runs in eval
 mode, the student in train mode; the max-step pass uses ``forget_batch_size``; the paper's
-"rewinding" variant (SCRUB+R) is not implemented.
+"rewinding" variant (SCRUB+R) is not implemented.  At θ_o the KL and its gradient are 0, so on a
+model without dropout or BatchNorm (the MLP) the first max-step pass moves the student only through
+weight decay; the max-steps act once the min-steps have moved it.
 """
 
 from __future__ import annotations
