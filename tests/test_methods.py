@@ -270,11 +270,13 @@ def test_notebook_04_lists_the_registry():
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert "methods: list = []" in params.source                       # empty = every registered method
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "names()" in code and "REGISTRY" in code
-    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "methods = list(methods) or list(names())" in code
+    assert "describe_all(methods)" in code and "hparams_markdown(methods, exp)" in code
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    # the descriptions it shows: each method's paper and update rule, from its module's docstring
     for name, spec in M.REGISTRY.items():
-        if not spec.fixed:
-            assert spec.label in text, name
+        d = M.describe(name)
+        assert d.startswith(f"**{spec.label}** (`{name}`)") and spec.doc.split("\n\n")[1].split()[0] in d, name
 
 
 # ---- RL --------------------------------------------------------------------------------------------------

@@ -4,8 +4,7 @@ Everything that lists methods reads :data:`REGISTRY`: ``advunlearn run --methods
 ``methods`` check, :mod:`advunlearn.runner` (which runs them and keys their results), the report's
 row order and labels, and notebook 04.  **A new method is one new file plus one line** here::
 
-    from . import mymethod
-    register("mymethod", mymethod)
+    register("mymethod")          # the module advunlearn/methods/mymethod.py
 
 A method module defines
 
@@ -43,6 +42,7 @@ with β = 0).  Frozen tuned values live in ``advunlearn/tuned/<profile>-<dataset
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -115,10 +115,11 @@ def _check_module(name: str, module: ModuleType) -> None:
         raise TypeError(f"method {name!r}: CHECKS names {unknown}, which are not in DEFAULTS {sorted(d)}")
 
 
-def register(name: str, module: ModuleType, *, label: str | None = None, fixed: Mapping[str, Any] | None = None,
-             tables: tuple | None = None, replace: bool = False) -> MethodSpec:
+def register(name: str, module: ModuleType | str | None = None, *, label: str | None = None,
+             fixed: Mapping[str, Any] | None = None, tables: tuple | None = None, replace: bool = False) -> MethodSpec:
     """Add method ``name`` (run by ``module``) to the registry; returns its spec.
 
+    ``module``: a module object, or the name of a module in this package (default: ``name``).
     ``label``: its row label (default: the module's LABEL, else ``name``); ``fixed``: hyperparameters
     pinned for this name (a variant of another method); ``tables``: the report tables that list it
     (default: the module's TABLES, else ``("table1",)``).  A name registers once unless ``replace``.
@@ -127,6 +128,8 @@ def register(name: str, module: ModuleType, *, label: str | None = None, fixed: 
         raise ConfigError(f"method name {name!r} must be lower-case letters, digits and underscores")
     if name in REGISTRY and not replace:
         raise ConfigError(f"method {name!r} is already registered")
+    if module is None or isinstance(module, str):
+        module = importlib.import_module(f"{__name__}.{module or name}")
     _check_module(name, module)
     fixed = dict(fixed or {})
     unknown = sorted(set(fixed) - set(module.DEFAULTS))
@@ -285,24 +288,61 @@ def versions() -> dict[str, int]:
     return {n: s.version for n, s in REGISTRY.items()}
 
 
-# ---- the registered methods (registration order = the tables' row order) ------------------------------
-from . import ff, ft, ga, iu, l1_sparse, neggrad_plus, ours, retrain, rl, salun, scrub, ssd  # noqa: E402
+def _md(text: str) -> str:
+    return text.replace("``", "`")
 
-register("retrain", retrain, tables=("table1", "table2"))
-register("retrain_seed2", retrain, label="Retrain (another seed)", fixed={"replica": 1}, tables=("table1", "table2"))
-register("ft", ft)
-register("ga", ga)
-register("ff", ff)
-register("iu", iu)
-register("rl", rl)
-register("salun", salun)
-register("neggrad_plus", neggrad_plus)
-register("scrub", scrub)
-register("l1_sparse", l1_sparse)
-register("ssd", ssd)
-register("ours", ours, tables=("table1", "table2"))
-register("ours_no_vss", ours, label="Ours (No V_ss)", fixed={"beta": 0.0}, tables=("table2",))
+
+def describe(name: str) -> str:
+    """Markdown for one method from its module docstring: its label and paper (the first paragraph)
+    and its update rule with a line on why (the second).  A variant names what it fixes."""
+    spec = get(name)
+    paras = [" ".join(line.strip() for line in p.splitlines()) for p in spec.doc.split("\n\n") if p.strip()]
+    head = paras[0] if paras else spec.label
+    first, _, rest = head.partition(": ")
+    if rest and "(" not in first:       # "SalUn: saliency unlearning (...)" -> "saliency unlearning (...)"
+        head = rest[:1].upper() + rest[1:]
+    rule = paras[1] if len(paras) > 1 else ""
+    if spec.fixed:
+        fixed = ", ".join(f"{k} = {v!r}" for k, v in spec.fixed.items())
+        return f"**{spec.label}** (`{name}`): {_md(head)} With {fixed}.\n\n{_md(rule)}"
+    return f"**{spec.label}** (`{name}`): {_md(head)}\n\n{_md(rule)}"
+
+
+def describe_all(methods=None) -> str:
+    """:func:`describe` of every registered method (or of ``methods``), as one markdown text."""
+    return "\n\n".join(describe(m) for m in (names() if methods is None else methods))
+
+
+def hparams_markdown(methods=None, exp=None) -> str:
+    """A markdown table: each method's hyperparameters (the defaults, or with ``exp`` the values
+    :func:`resolve_hparams` gives for that experiment) and the tuner's search space."""
+    lines = [f"| method | {'hyperparameters' if exp is not None else 'defaults'} | search space |", "|---|---|---|"]
+    for m in (names() if methods is None else methods):
+        spec = get(m)
+        hp = resolve_hparams(exp, m) if exp is not None else {**spec.defaults, **spec.fixed}
+        d = ", ".join(f"{k}={v!r}" for k, v in hp.items())
+        sp = ", ".join(f"{k}: {v[0]} {list(v[1]) if v[0] == 'cat' else f'[{v[1]:g}, {v[2]:g}]'}"
+                       for k, v in spec.space.items())
+        lines.append(f"| {spec.label} | {d or '–'} | {sp or '–'} |")
+    return "\n".join(lines)
+
+
+# ---- the registered methods (registration order = the tables' row order) ------------------------------
+register("retrain", tables=("table1", "table2"))
+register("retrain_seed2", "retrain", label="Retrain (another seed)", fixed={"replica": 1}, tables=("table1", "table2"))
+register("ft")
+register("ga")
+register("ff")
+register("iu")
+register("rl")
+register("salun")
+register("neggrad_plus")
+register("scrub")
+register("l1_sparse")
+register("ssd")
+register("ours", tables=("table1", "table2"))
+register("ours_no_vss", "ours", label="Ours (No V_ss)", fixed={"beta": 0.0}, tables=("table2",))
 
 __all__ = ["REGISTRY", "MethodSpec", "register", "unregister", "names", "get", "label", "check_names",
            "check_hparams", "check_profile_methods", "profile_hparams", "resolve_hparams", "store_key",
-           "run_method", "versions", "METHOD_KEYS"]
+           "run_method", "versions", "describe", "describe_all", "hparams_markdown", "METHOD_KEYS"]
