@@ -277,7 +277,7 @@ PAPER_UNLEARN = _paper_unlearn()
 
 
 def _digits_unlearn(profile: str) -> dict[str, UnlearnConfig]:
-    # Chosen by scripts/tune_unlearn.py on tuning seeds 100-101 (never the reporting seeds 0-4),
+    # Chosen by an earlier grid search (docs/digits.md; superseded by `advunlearn tune`) on tuning seeds 100-101 (never the reporting seeds 0-4),
     # scored by the distance to Retrain on UA, RA and held-out validation accuracy; see docs/tuning.md
     # ("Recommendation"). Class-wise: one setting for dense and sparse, the one that forgot the class
     # on every tuning (seed, sparsity); the criterion alone preferred alpha 20, lr 0.02 for the sparse
