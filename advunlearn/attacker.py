@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AttackerConfig, ConfigError, check_range
+from .timing import phase
 
 # Samples per chunk of the noisy batched forward (each chunk runs (n_noise + 1) * chunk images;
 # 512 keeps a ResNet-18's largest activation on 32x32 inputs near 1.5 GB).
@@ -306,6 +307,12 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
     batches of 64 members see at most 64,000 draws, so e.g. 10,000 of Fashion-MNIST's 54,000 training
     images serve as well and the cached features cost a fifth); None uses every sample.
     """
+    with phase("attacker_pretrain"):
+        return _pretrain_attacker(model, data, members_idx, nonmembers_idx, cfg, seed, progress, heldout_frac,
+                                  max_samples)
+
+
+def _pretrain_attacker(model, data, members_idx, nonmembers_idx, cfg, seed, progress, heldout_frac, max_samples):
     cfg = cfg or AttackerConfig()
     if not isinstance(cfg, AttackerConfig):
         cfg = AttackerConfig.from_dict(cfg)
