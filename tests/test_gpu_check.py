@@ -72,7 +72,7 @@ def test_gpu_table_smoke_writes_json_and_markdown_without_the_notebook_packages(
     (every method's code path is gpu_check's test above), both schemes, outputs in $OUT."""
     env = {**os.environ, "ADVUNLEARN_PROGRESS": "0", "OUT": str(tmp_path)}
     args = ["--smoke", "--device", "cpu", "--methods", "retrain,ga,ours", "--schemes", "random,class",
-            "--budget-minutes", "20"]
+            "--budget-minutes", "30", "--method-limit-s", "1500"]
     r = subprocess.run([sys.executable, "-c", _shim(ROOT / "benchmarks" / "gpu_table.py"), *args],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
