@@ -30,6 +30,7 @@ The noisy forward always runs in fp32 (autocast off): bf16 cannot resolve differ
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import Iterator
 
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AttackerConfig, ConfigError, check_range
+from .timing import phase
 
 # Samples per chunk of the noisy batched forward (each chunk runs (n_noise + 1) * chunk images;
 # 512 keeps a ResNet-18's largest activation on 32x32 inputs near 1.5 GB).
@@ -128,11 +130,15 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.is_cuda:
         return F.dropout(x, p, True)
+    return x * _dropout_mask(x.shape, p, x.dtype, x.device)
+
+
+def _dropout_mask(shape, p: float, dtype, device) -> torch.Tensor:
+    """:func:`fast_dropout`'s scaled keep mask of ``shape`` (CPU)."""
     thr = round(p * 256)
-    n = x.numel()
-    r = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=x.device)
-    mask = (r.view(torch.uint8)[:n].view(x.shape) >= thr).to(x.dtype).mul_(256.0 / (256 - thr))
-    return x * mask
+    n = math.prod(shape)
+    r = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64, device=device)
+    return (r.view(torch.uint8)[:n].view(shape) >= thr).to(dtype).mul_(256.0 / (256 - thr))
 
 
 class EncoderLayer(nn.TransformerEncoderLayer):
@@ -153,9 +159,20 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         # unbind, not qkv[0..2]: indexing's backward zero-fills a full-size gradient three times per layer
         q, kk, v = (t.transpose(1, 2) for t in
                     F.linear(src, attn.in_proj_weight, attn.in_proj_bias).view(n, k, 3, h, dh).unbind(2))
-        scores = torch.matmul(q, kk.transpose(-1, -2)).mul_(dh ** -0.5)              # (n, h, k, k)
-        weights = fast_dropout(torch.softmax(scores, dim=-1), attn.dropout, tr)
-        o = torch.matmul(weights, v)                                                  # (n, h, k, dh)
+        # The scores are formed transposed, (n, h, key, query), and normalised over dim -2: a softmax
+        # over a strided dim of 10 runs vectorised along the contiguous one (forward + backward ~2.5x
+        # faster on the CPU than over the last dim of 10).  Same values as softmax(q k^T) over keys
+        # (float rounding aside); the dropout mask is drawn in the (query, key) layout as before and
+        # transposed, so a seed drops the same attention weights.
+        scores_t = torch.matmul(kk, q.transpose(-1, -2)).mul_(dh ** -0.5)            # (n, h, key, query)
+        weights_t = torch.softmax(scores_t, dim=-2)
+        if tr and attn.dropout > 0:
+            if weights_t.is_cuda:
+                weights_t = F.dropout(weights_t, attn.dropout, True)
+            else:
+                weights_t = weights_t * _dropout_mask(weights_t.shape, attn.dropout, weights_t.dtype,
+                                                      weights_t.device).transpose(-1, -2)
+        o = torch.matmul(weights_t.transpose(-1, -2), v)                              # (n, h, query, dh)
         o = attn.out_proj(o.transpose(1, 2).reshape(n, k, d))
         x = self.norm1(src + fast_dropout(o, p, tr))
         f = self.linear2(fast_dropout(F.gelu(self.linear1(x)), p, tr))
@@ -295,7 +312,8 @@ class IndexCycler:
 
 def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmembers_idx: torch.Tensor,
                       cfg: AttackerConfig | None = None, seed: int = 0, progress: bool = True,
-                      heldout_frac: float = 0.2, max_samples: int | None = 10_000) -> tuple[Attacker, dict]:
+                      heldout_frac: float = 0.2, max_samples: int | None = 10_000,
+                      curve_every: int | None = None) -> tuple[Attacker, dict]:
     """Train a fresh attacker to tell the frozen defender's outputs on members from non-members.
 
     The defender does not change here, so the tokens are computed ONCE (one noise draw per sample)
@@ -305,7 +323,16 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
     A set larger than ``max_samples`` is replaced by a seeded random subset of that size (1,000
     batches of 64 members see at most 64,000 draws, so e.g. 10,000 of Fashion-MNIST's 54,000 training
     images serve as well and the cached features cost a fifth); None uses every sample.
+    ``curve_every``: also record the held-out accuracy and AUC every that many iterations
+    (``report["curve"]``, for choosing the iteration count; the training itself is unchanged).
     """
+    with phase("attacker_pretrain"):
+        return _pretrain_attacker(model, data, members_idx, nonmembers_idx, cfg, seed, progress, heldout_frac,
+                                  max_samples, curve_every)
+
+
+def _pretrain_attacker(model, data, members_idx, nonmembers_idx, cfg, seed, progress, heldout_frac, max_samples,
+                       curve_every=None):
     cfg = cfg or AttackerConfig()
     if not isinstance(cfg, AttackerConfig):
         cfg = AttackerConfig.from_dict(cfg)
@@ -331,7 +358,12 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
     feats = attack_features(model, data, torch.cat([m_train, n_train]), cfg.sensitivity_noise,
                             cfg.noise_samples, generator=noise_gen)
     f_mem, f_non = feats[:len(m_train)], feats[len(m_train):]
+    # Held-out balanced pairs, the next noise draw of the same generator (nothing else draws from it).
+    k = min(len(m_test), len(n_test))
+    tp = attack_features(model, data, m_test[:k], cfg.sensitivity_noise, cfg.noise_samples, generator=noise_gen)
+    tn = attack_features(model, data, n_test[:k], cfg.sensitivity_noise, cfg.noise_samples, generator=noise_gen)
     t_feat = time.perf_counter() - t0
+    curve = []
 
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -352,6 +384,8 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
             loss.backward()
             opt.step()
             running += loss.detach()
+            if curve_every and ((it + 1) % curve_every == 0 or it + 1 == cfg.iterations):
+                curve.append({"iteration": it + 1, **binary_metrics(_logits(attacker, tp), _logits(attacker, tn))})
             if bar is not None:
                 bar.update(1)
                 if (it + 1) % 100 == 0:
@@ -360,10 +394,6 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
         if bar is not None:
             bar.close()
         attacker.eval()
-        # Held-out balanced pairs, one fresh noise draw.
-        k = min(len(m_test), len(n_test))
-        tp = attack_features(model, data, m_test[:k], cfg.sensitivity_noise, cfg.noise_samples, generator=noise_gen)
-        tn = attack_features(model, data, n_test[:k], cfg.sensitivity_noise, cfg.noise_samples, generator=noise_gen)
         held = binary_metrics(_logits(attacker, tp), _logits(attacker, tn))
         k_tr = min(len(f_mem), len(f_non))
         train = binary_metrics(_logits(attacker, f_mem[:k_tr]), _logits(attacker, f_non[:k_tr]))
@@ -372,6 +402,8 @@ def pretrain_attacker(model: nn.Module, data, members_idx: torch.Tensor, nonmemb
     report = {"acc": held["acc"], "auc": held["auc"], "train_acc": train["acc"], "train_auc": train["auc"],
               "n_heldout_pairs": k, "n_members": len(m_train), "n_nonmembers": len(n_train),
               "iterations": cfg.iterations, "feature_time_s": t_feat, "time_s": time.perf_counter() - t0}
+    if curve_every:
+        report["curve"] = curve
     return attacker, report
 
 

@@ -42,7 +42,7 @@ from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice,
 from .store import atomic_write_json, config_hash, read_json
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-TOP_KEYS = ("name", "notebook", "timeout", "grid", "params", "results", "report", "description", "backend")
+TOP_KEYS = ("name", "notebook", "timeout", "grid", "params", "results", "report", "description", "backend", "jobs")
 # What each notebook parameter accepts; the batch checks every value before any run starts.
 # Classes per dataset, to check forget_class before any run starts (the loaders check it again).
 NUM_CLASSES = {"digits": 10, "fashion-mnist": 10, "cifar10": 10, "cifar100": 100}
@@ -80,6 +80,7 @@ class BatchConfig:
     params: dict[str, Any]
     results: Path
     report: bool = True
+    jobs: int | str = 1   # runs side by side on the local backend: a number or "auto" (see resolve_jobs)
 
     def runs(self) -> list[dict]:
         keys = list(self.grid)
@@ -148,9 +149,10 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     both = sorted(set(grid) & set(params))
     if both:
         raise ConfigError(f"{both} appear in both grid and params; put each in one place")
+    jobs = check_jobs(raw.get("jobs", "auto"))
     cfg = BatchConfig(name=name, notebook=nb, timeout=float(timeout), grid=grid, params=params,
                       results=Path(results or raw.get("results") or Path("results") / name),
-                      report=bool(raw.get("report", True)))
+                      report=bool(raw.get("report", True)), jobs=jobs)
     runs = cfg.runs()
     if not runs:
         raise ConfigError(f"the grid of {path} is empty: no runs")
@@ -162,6 +164,47 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
         if fc is not None and ds in NUM_CLASSES and fc >= NUM_CLASSES[ds]:
             raise ConfigError(f"forget_class={fc} is out of range for {ds}; allowed: 0..{NUM_CLASSES[ds] - 1}")
     return cfg
+
+
+def check_jobs(jobs) -> int | str:
+    """``jobs`` as given: "auto" or an integer >= 1 (ConfigError otherwise)."""
+    if jobs == "auto":
+        return jobs
+    if isinstance(jobs, str) and jobs.isdigit():
+        jobs = int(jobs)
+    if isinstance(jobs, bool) or not isinstance(jobs, int):
+        raise ConfigError(f"jobs={jobs!r} is not allowed; use 'auto' or a whole number >= 1")
+    return check_range("jobs", jobs, 1, integer=True)
+
+
+def resolve_jobs(jobs, n_runs: int, params: list[dict] | None = None) -> tuple[int, dict]:
+    """(number of runs side by side, extra environment of each run) for the local backend.
+
+    ``auto``: on a machine without CUDA, one run per core, each single-threaded -- on the 2-core
+    testbed machine two single-threaded runs side by side finish a grid faster than one run with both
+    threads after another (benchmarks/RESULTS.md, "Two cores, two runs"); where a run may use a GPU
+    (CUDA present and its ``device`` is not ``cpu``) one run at a time.  With N > 1 runs, each gets
+    ``cores // N`` threads (``ADVUNLEARN_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``); with one run
+    the environment is left alone.
+    """
+    cores = os.cpu_count() or 1
+    if jobs == "auto":
+        gpu = any(p.get("device", "auto") != "cpu" for p in (params or [{}])) and _cuda_available()
+        jobs = 1 if gpu else cores
+    jobs = max(1, min(int(jobs), max(1, n_runs)))
+    if jobs == 1:
+        return 1, {}
+    t = str(max(1, cores // jobs))
+    return jobs, {"ADVUNLEARN_THREADS": t, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t}
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
 
 
 def run_id(params: dict) -> str:
@@ -328,11 +371,52 @@ def write_results_csv(recs: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
+    """The local backend: the runs in grid order, ``cfg.jobs`` of them side by side."""
+    n_jobs, env = resolve_jobs(cfg.jobs, len(todo), [p for p, _ in todo])
+    if n_jobs > 1:
+        log(f"{n_jobs} runs side by side, {env['ADVUNLEARN_THREADS']} thread(s) each")
+
+    def one(i, p, d):
+        log(f"[{i}/{len(todo)}] {d.name} ...")
+        st = execute_run(str(cfg.notebook), p, str(d), str(store), cfg.timeout)
+        msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
+        log(f"[{i}/{len(todo)}] {d.name} {msg}")
+
+    if n_jobs == 1:
+        for i, (p, d) in enumerate(todo, 1):
+            one(i, p, d)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The runs' processes inherit this environment (execute_run copies os.environ); it is restored after.
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        # threads only wait on the papermill processes; each run is a process of its own
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            for f in [pool.submit(one, i, p, d) for i, (p, d) in enumerate(todo, 1)]:
+                f.result()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = None, backend: str = "local",
-              address: str | None = None, dry_run: bool = False, log=print) -> int:
-    """Run every unfinished run of ``config``; returns 0 when all runs are done, 1 otherwise."""
+              address: str | None = None, dry_run: bool = False, log=print, jobs: int | str | None = None) -> int:
+    """Run every unfinished run of ``config``; returns 0 when all runs are done, 1 otherwise.
+
+    ``jobs`` (local backend): runs side by side, a number or "auto"; None takes the config's ``jobs``
+    (default "auto", :func:`resolve_jobs`).  Results do not depend on it: each run is its own process
+    with its own seed, and artifacts shared by runs are computed once under the store's lock.
+    """
     check_choice("backend", backend, ("local", "ray"))
     cfg = load_config(config, results)
+    if jobs is not None:
+        cfg.jobs = check_jobs(jobs)
     runs = cfg.runs()
     if dry_run:
         for p in runs:
@@ -365,11 +449,7 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
 
             run_on_ray(cfg, todo, store, address, log)
         else:
-            for i, (p, d) in enumerate(todo, 1):
-                log(f"[{i}/{len(todo)}] {d.name} ...")
-                st = execute_run(str(cfg.notebook), p, str(d), str(store), cfg.timeout)
-                msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
-                log(f"[{i}/{len(todo)}] {d.name} {msg}")
+            _run_local(cfg, todo, store, log)
     finally:
         if backend == "ray":
             shutdown()

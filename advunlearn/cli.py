@@ -149,7 +149,8 @@ def cmd_tune(a) -> int:
 def cmd_batch(a) -> int:
     from .batch import run_batch
 
-    return run_batch(a.config, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run)
+    return run_batch(a.config, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run,
+                     jobs=a.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray head HOST:6379, ray://HOST:10001 or auto; omit to start "
                    "a local Ray instance (docs/ray.md)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and list the runs, run nothing")
+    p.add_argument("--jobs", default=None, help="local backend: runs side by side, N or auto (default: the config's "
+                   "jobs, else auto = one single-threaded run per core on a CPU machine, one run with a GPU)")
     p.set_defaults(func=cmd_batch)
     return ap
 

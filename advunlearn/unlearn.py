@@ -66,6 +66,7 @@ from .config import AttackerConfig, ConfigError, UnlearnConfig, check_choice, ch
 from .losses import attacker_loss, barlow_twins_loss, cross_correlation
 from .models import check_defender
 from .prune import apply_masks
+from .timing import phase
 from .train import autocast, make_sgd, prepare_model
 
 MAX_EVAL_SAMPLES = 2000   # fixed subsamples of D_f and D_r for the history's accuracies
@@ -303,12 +304,17 @@ class AdversarialUnlearner:
     def attack_batch(self, fb: torch.Tensor, vb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images, labels and the detached sensitivity of [D_f batch; D_v batch] (one batched forward)."""
         x, y = self.data.batch(torch.cat([fb, vb]))
-        p, s = probs_and_sensitivity(self.model, x, self.noise, self.n_noise, self.dgen)
+        with phase("sensitivity"):
+            p, s = probs_and_sensitivity(self.model, x, self.noise, self.n_noise, self.dgen)
         return x, y, s, p
 
     def attacker_step(self, fb: torch.Tensor, vb: torch.Tensor):
         """One gradient-ascent step of the attacker on L_A (defender outputs detached); returns
         (L_A before the step, the batch for the defender step)."""
+        with phase("attacker_step"):
+            return self._attacker_step(fb, vb)
+
+    def _attacker_step(self, fb, vb):
         x, y, s, p = self.attack_batch(fb, vb)
         self.attacker.train()
         logit = self.attacker(make_tokens(p, s, y, self.k))
@@ -325,6 +331,10 @@ class AdversarialUnlearner:
         estimated from D_r alone -- never from the data being forgotten), and the D_f/D_v batch in eval
         mode, fp32, whose encoder features feed V_ss and whose softmax p feeds the attacker term.
         """
+        with phase("defender_step"):
+            return self._defender_step(rb, batch, alpha)
+
+    def _defender_step(self, rb, batch, alpha):
         cfg, model = self.cfg, self.model
         x_fv, y_fv, s, nf = batch
         model.train()
@@ -413,6 +423,10 @@ class AdversarialUnlearner:
 
     def record(self) -> dict:
         """Evaluate now, append a record to the history and hand it to every callback."""
+        with phase("records"):
+            return self._record()
+
+    def _record(self) -> dict:
         t0 = time.perf_counter()
         rec = {"iteration": self.iteration, "alpha": self._alpha_last}
         for key in self._sums:  # host syncs only here
@@ -441,7 +455,8 @@ class AdversarialUnlearner:
         devices = [self.dev] if self.dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed + 2)
-            return self._run()
+            with phase("loop_other"):  # what the loop spends outside the named phases (batches, bookkeeping)
+                return self._run()
 
     def _run(self) -> tuple[nn.Module, History]:
         total = self.cfg.iterations

@@ -149,7 +149,8 @@ def test_sigkill_midway_then_resume(tmp_path):
     """Kill the batch (and its notebook) with SIGKILL during the second run; rerun; nothing lost."""
     cfg = write(tmp_path, GOOD)  # two runs: random, then class
     res = tmp_path / "r"
-    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)]
+    # one run at a time, so that the kill lands while the first is done and the second runs
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", "1"]
     p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True, text=True)
     lines = []
@@ -194,3 +195,40 @@ def test_batch_without_papermill_is_a_config_error_saying_what_to_install(monkey
     monkeypatch.setitem(sys.modules, "papermill", None)  # import papermill -> ImportError
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[notebooks\]'"):
         notebook_parameters(tmp_path / "x.ipynb")
+
+
+def test_jobs_setting_is_checked_and_auto_gives_one_thread_per_run(tmp_path, monkeypatch):
+    from advunlearn import batch
+
+    assert load_config(write(tmp_path, GOOD), results=tmp_path / "r").jobs == "auto"
+    assert load_config(write(tmp_path, GOOD + "jobs: 2\n"), results=tmp_path / "r").jobs == 2
+    for bad in ("0", "-1", "many", "1.5"):
+        with pytest.raises(ConfigError, match="jobs"):
+            load_config(write(tmp_path, GOOD + f"jobs: {bad}\n"), results=tmp_path / "r")
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(batch, "_cuda_available", lambda: False)
+    assert batch.resolve_jobs("auto", 4) == (2, {"ADVUNLEARN_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                                 "MKL_NUM_THREADS": "1"})
+    assert batch.resolve_jobs("auto", 1) == (1, {})   # one run: its threads are left alone
+    assert batch.resolve_jobs(1, 4) == (1, {})
+    monkeypatch.setattr(batch, "_cuda_available", lambda: True)
+    assert batch.resolve_jobs("auto", 4)[0] == 1                       # runs that may use the GPU: one at a time
+    assert batch.resolve_jobs("auto", 4, [{"device": "cpu"}])[0] == 2
+
+
+@pytest.mark.slow
+def test_two_jobs_give_the_same_results_as_one(tmp_path):
+    """The grid run two at a time (one thread each, sharing one store and its θ0) writes the same
+    results.csv as the grid run one after another."""
+    text = GOOD.replace("scheme: [random, class]", "scheme: [random, class]\n  seed: [0]") + "report: false\n"
+    cfg = write(tmp_path, text)
+    rows = {}
+    for jobs in ("1", "2"):
+        res = tmp_path / f"r{jobs}"
+        r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res),
+                            "--jobs", jobs], cwd=ROOT, env={**_env(), "ADVUNLEARN_THREADS": "1"},
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert ("2 runs side by side" in r.stdout) == (jobs == "2"), r.stdout
+        rows[jobs] = _rows(res / "results.csv")
+    assert len(rows["1"]) == 4 and rows["2"] == rows["1"]

@@ -64,3 +64,27 @@ def test_gpu_check_smoke_runs_every_section_without_the_notebook_packages(tmp_pa
     for m, row in rows.items():
         assert row["run_time_s"] > 0 and 0 <= row["UA"] <= 100 and 0 <= row["TA"] <= 100, (m, row)
     assert rows["ours"]["attacker"]["iterations"] == 5
+
+
+@pytest.mark.slow
+def test_gpu_table_smoke_writes_json_and_markdown_without_the_notebook_packages(tmp_path):
+    """benchmarks/gpu_table.py (the paper-scale Fashion-MNIST row) in smoke mode: a short method list
+    (every method's code path is gpu_check's test above), both schemes, outputs in $OUT."""
+    env = {**os.environ, "ADVUNLEARN_PROGRESS": "0", "OUT": str(tmp_path)}
+    args = ["--smoke", "--device", "cpu", "--methods", "retrain,ga,ours", "--schemes", "random,class",
+            "--budget-minutes", "30", "--method-limit-s", "1500"]
+    r = subprocess.run([sys.executable, "-c", _shim(ROOT / "benchmarks" / "gpu_table.py"), *args],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "estimated θ0" in r.stdout
+    res = json.loads((tmp_path / "gpu_table.json").read_text())
+    assert "errors" not in res, res.get("errors")
+    assert res["pretrain"]["epochs"] == 1 and res["estimate"]["fwd_gflop_per_image"] > 0
+    for scheme in ("random", "class"):
+        rows = res["schemes"][scheme]
+        assert set(rows) == {"retrain", "ga", "ours"}
+        assert rows["retrain"]["fraction_of_retrain"] == 1.0
+        for m, row in rows.items():
+            assert row["run_time_s"] > 0 and 0 <= row["UA"] <= 100, (m, row)
+    md = (tmp_path / "gpu_table.md").read_text()
+    assert "Ours / Retrain" in md and "| ours |" in md

@@ -306,3 +306,35 @@ def test_runner_attacker_never_sees_the_heldout_validation_and_run_time_leaves_o
     assert hist["eval_time_s"] > 0 and info["records_time_s"] == hist["eval_time_s"]
     assert info["unlearn_time_s"] == pytest.approx(hist["time_s"] - hist["eval_time_s"])
     assert info["run_time_s"] == pytest.approx(info["attacker"]["time_s"] + info["unlearn_time_s"])
+
+
+@pytest.mark.parametrize("scheme", ["random", "class"])
+def test_speed_changes_compute_what_the_earlier_code_computed(scheme):
+    """Algorithm 1 (attacker pretraining included) on a fixed small case gives the numbers the code
+    before the speed changes gave (tests/data/alg1_reference.json), up to float rounding: the
+    refactors reorder floating-point sums (the attention softmax is taken over a transposed layout),
+    nothing else; the same dropout masks are drawn."""
+    import math
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from alg1_reference import REF, run_case
+
+    ref = json.loads(REF.read_text())[scheme]
+    got = run_case(scheme)
+
+    def close(a, b, what):
+        if a is None or (isinstance(a, float) and math.isnan(a)):
+            assert b is None or math.isnan(b), what
+            return
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), what
+
+    assert len(got["records"]) == len(ref["records"])
+    for i, (r, g) in enumerate(zip(ref["records"], got["records"])):
+        for k in r:
+            close(r[k], g[k], f"record {i} {k}")
+    close(ref["pretrain_auc"], got["pretrain_auc"], "pretrain_auc")
+    for group in ("weights", "weights_abs", "attacker"):
+        for k in ref[group]:
+            close(ref[group][k], got[group][k], f"{group} {k}")
