@@ -281,7 +281,7 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     seeds = _check_seeds(kw.get("seeds", TUNING_SEEDS))
     settings = list(settings)
     # Shared artifacts first (each tuning seed's original and Retrain), so studies never race for them.
-    _prepare({(s, sp) for s, sp in settings}, workers, kw)
+    _prepare({(s, sp) for s, sp in settings}, workers, kw, attacker="ours" in methods)
     n_trials = kw.get("n_trials", 8)
     jobs = []
     for s, sp in settings:
@@ -339,16 +339,20 @@ def _prepare_task(kw: dict) -> None:
                       kw.get("data_root"))
     exp.original()
     run_method(exp, "retrain")
+    if kw.get("attacker"):  # Ours' stored attacker, shared by its trials (one per seed and sparsity)
+        from .runner import pretrained_attacker
+
+        pretrained_attacker(exp)
 
 
-def _prepare(settings, workers, kw) -> None:
+def _prepare(settings, workers, kw, attacker: bool = False) -> None:
     base = {k: kw.get(k, d) for k, d in (("dataset", "fashion-mnist"), ("profile", "cpu"),
                                           ("results", "results/store"), ("data_root", None))}
     seeds = kw.get("seeds", TUNING_SEEDS)
     # dense originals first (sparse ones start from them)
     for phase in (0, 1):
-        jobs = [dict(base, scheme=s, sparsity=sp, seed=seed) for s, sp in sorted(settings) for seed in seeds
-                if (sp > 0) == bool(phase)]
+        jobs = [dict(base, scheme=s, sparsity=sp, seed=seed, attacker=attacker) for s, sp in sorted(settings)
+                for seed in seeds if (sp > 0) == bool(phase)]
         if workers <= 1:
             for j in jobs:
                 _prepare_task(j)
