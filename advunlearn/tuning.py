@@ -156,8 +156,10 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
 def _experiment(dataset, profile, scheme, sparsity, seed, results, data_root=None):
     from .experiment import Experiment
 
+    # The CPU: the tuned profiles' models are small, and the studies run side by side in forked
+    # processes, where CUDA cannot be initialised.
     return Experiment(dataset=dataset, scheme=scheme, sparsity=sparsity, seed=seed, profile=profile,
-                      results=results, data_root=data_root, progress=False)
+                      results=results, data_root=data_root, progress=False, device="cpu")
 
 
 def _storage_url(storage: str | os.PathLike, name: str) -> str:
