@@ -18,8 +18,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo runs on the Fashion-MNIST testbed when its files are found (the Debian package
+# dataset-fashion-mnist, or $ADVUNLEARN_DATA/FashionMNIST/raw); otherwise it says how to get them and runs digits.
 demo: $(STAMP)
-	$(VENV)/bin/advunlearn batch configs/demo.yaml
+	@if $(PY) -c "from advunlearn.data import load_dataset; load_dataset('fashion-mnist', download=False)" 2>/dev/null; then \
+		$(VENV)/bin/advunlearn batch configs/course-cpu.yaml; \
+	else \
+		echo "Fashion-MNIST not found: install the Debian package dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist)"; \
+		echo "or put its four IDX files in $$ADVUNLEARN_DATA/FashionMNIST/raw. Running the digits demo instead."; \
+		$(VENV)/bin/advunlearn batch configs/demo.yaml; \
+	fi
 
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=15 --nbval-lax notebooks tests
