@@ -26,8 +26,8 @@ scheme, sparsity and seed) and then averaged; seeds without a Retrain record are
 "Run Time min." is the dense model's mean run time (the sparse one's when there is no dense run),
 as the paper reports one run-time column.
 
-The core (tables as markdown, CSV and HTML) uses only the standard library; plotly is imported only
-for Figure 2.
+The core (tables as markdown, CSV and HTML) uses the standard library and the method registry (row
+order and labels); plotly is imported only for Figure 2.
 """
 
 from __future__ import annotations

@@ -243,15 +243,19 @@ def test_iu_moves_away_from_forget_set(exp_class):
     m2, i2 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300)
     d1, d2 = _dist(m1, theta0), _dist(m2, theta0)
     assert 0 < d1 < d2 and d2 / d1 == pytest.approx(3.0, rel=1e-4)   # θ0 + α·H⁻¹v
-    assert i1["hparams"]["n_samples"] == 300 and i1["hparams"]["hold_gradients"] is True
+    assert i1["hparams"]["n_samples"] == 300 and i1["hparams"]["closed_form"] is True   # an MLP: no m x P matrix
     # Sign convention: the step raises the loss on D_f much more than on D_r.
     df = _ce(m2, exp_class, s.forget) - _ce(theta0, exp_class, s.forget)
     dr = _ce(m2, exp_class, s.retain) - _ce(theta0, exp_class, s.retain)
     assert df > 0 and df > 10 * abs(dr)
-    # Holding the gradients or streaming them (out-of-core Gram matrix) gives the same update.
+    # The closed form, holding the per-sample gradients or streaming them (out-of-core Gram matrix)
+    # give the same update.
     m3, i3 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300, grad_memory_gb=1e-3, chunk_size=128)
     assert i3["hparams"]["hold_gradients"] is False and i3["hparams"]["chunk_passes"] > 3
     assert _dist(m3, m2) < 1e-3 * d2
+    m4, i4 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300, chunk_size=128)
+    assert i4["hparams"]["closed_form"] is False and i4["hparams"]["hold_gradients"] is True
+    assert _dist(m4, m2) < 1e-4 * d2 and _dist(m4, m3) < 1e-3 * d2
 
 
 # ---- sparse models ----------------------------------------------------------------------------

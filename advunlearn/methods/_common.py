@@ -243,7 +243,7 @@ def masked(g: dict, masks: dict | None) -> dict:
     return g
 
 
-def _linear_fast_path(model: nn.Module, x1: torch.Tensor) -> dict[str, nn.Linear]:
+def linear_fast_path(model: nn.Module, x1: torch.Tensor) -> dict[str, nn.Linear]:
     """The nn.Linear modules whose per-sample gradients have the closed form δ aᵀ: called exactly once
     per forward on a 2-D input (checked on one sample).  Every other parameter takes the vmap path."""
     calls: dict[str, list] = {}
@@ -261,6 +261,25 @@ def _linear_fast_path(model: nn.Module, x1: torch.Tensor) -> dict[str, nn.Linear
             h.remove()
     mods = dict(model.named_modules())
     return {n: mods[n] for n, c in calls.items() if c == [2]}
+
+
+def forward_capturing(model: nn.Module, fast: Mapping[str, nn.Linear], xb: torch.Tensor):
+    """``(logits, {name: (a, z)})``: a forward pass (autograd on) that records each fast-path Linear
+    layer's input ``a`` (detached) and output ``z`` (in the graph, for ∂/∂z)."""
+    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(mod, inp, out, name):
+        captured[name] = (inp[0].detach(), out)
+        return out.clone()  # a following in-place op (ReLU(inplace=True)) must not overwrite z
+
+    handles = [m.register_forward_hook(lambda mod, inp, out, n=n: hook(mod, inp, out, n)) for n, m in fast.items()]
+    try:
+        with torch.enable_grad():
+            logits = model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, captured
 
 
 def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, weights: str = "model", masks: dict | None = None,
@@ -289,19 +308,13 @@ def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, weights: str =
     if len(idx) == 0:
         return masked(acc, masks)
     k = model.num_classes
-    fast = _linear_fast_path(model, data.batch(idx[:1])[0])
+    fast = linear_fast_path(model, data.batch(idx[:1])[0])
     fast_names = {f"{n}.{w}" for n, m in fast.items() for w, p in m.named_parameters(recurse=False)}
     slow_names = [n for n in names if n not in fast_names]
     g_fn = None
     if slow_names:
         params, g_fn = per_sample_grad_fn(model, slow_names)
         chunk = auto_chunk(sum(params[n].numel() for n in slow_names), device, chunk_size)
-    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def hook(mod, inp, out, name):
-        captured[name] = (inp[0].detach(), out)
-        return out.clone()  # a following in-place op (ReLU(inplace=True)) must not overwrite z
-
     bs = max(1, int(batch_size))
     bar = _progress(len(idx), desc, progress)
     eye = torch.eye(k, device=device)
@@ -309,14 +322,8 @@ def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, weights: str =
         xb, yb = data.batch(idx[i:i + bs])
         b = len(xb)
         if fast:
-            handles = [m.register_forward_hook(lambda mod, inp, out, n=n: hook(mod, inp, out, n))
-                       for n, m in fast.items()]
-            try:
-                with torch.enable_grad():
-                    logp = model(xb).float().log_softmax(-1)
-            finally:
-                for h in handles:
-                    h.remove()
+            logits, captured = forward_capturing(model, fast, xb)
+            logp = logits.float().log_softmax(-1)
             w = logp.detach().exp() if weights == "model" else eye[yb]
             outs = [captured[n][1] for n in fast]
             S = [torch.zeros(o.shape, device=device, dtype=torch.float32) for o in outs]
@@ -331,8 +338,7 @@ def fisher_diagonal(model: nn.Module, data, idx: torch.Tensor, *, weights: str =
                 acc[f"{n}.weight"] += s.T @ (a * a)
                 if m.bias is not None and f"{n}.bias" in acc:
                     acc[f"{n}.bias"] += s.sum(0)
-            captured.clear()
-            del logp, outs, gs
+            del logits, logp, outs, gs, captured
         if g_fn is not None:
             with torch.no_grad():
                 w = torch.softmax(model(xb).float(), dim=1) if weights == "model" else eye[yb]

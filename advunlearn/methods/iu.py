@@ -8,7 +8,9 @@ Deviations from Jia et al.'s code: (1) their loop substitutes a running vector f
 which is not the Sherman-Morrison update; we compute the exact inverse (Woodbury, see
 :func:`woodfisher_ihvp`); (2) damping: their F_0 = I; ours is λ = ``damping`` · mean ‖g_i‖² (relative
 to the Fisher's trace, so one setting suits every model).  α is an ordinary hyperparameter (a
-log-scale SPACE for the tuner).
+log-scale SPACE for the tuner).  On a dense model made of nn.Linear layers (the MLP) F⁻¹ v is
+computed in closed form from the layers' inputs and output gradients (:func:`_linear_ihvp`), the
+same value without the m × P per-sample gradient matrix.
 """
 
 from __future__ import annotations
@@ -146,6 +148,60 @@ def woodfisher_ihvp(grad_chunk: Callable[[int], torch.Tensor], n_chunks: int, v:
     return out / lam
 
 
+def _linear_ihvp(model: nn.Module, data, idx: torch.Tensor, v: torch.Tensor, damping: float,
+                 batch_size: int = 512) -> tuple[torch.Tensor, float] | None:
+    """F⁻¹ v of :func:`woodfisher_ihvp` (relative damping) in closed form when every parameter belongs
+    to a dense nn.Linear layer (the MLP), without forming the m × P gradient matrix; None otherwise.
+
+    A per-sample gradient of such a layer is (δ aᵀ, δ) with δ = ∂ℓ/∂z, so with Δ, A the m samples'
+    δ and a: G Gᵀ = Σ_layers (Δ Δᵀ) ⊙ (A Aᵀ + 1), (G v)_i = Σ_layers δ_iᵀ (V a_i + v_b) and
+    Gᵀ w = (Δᵀ diag(w) A, Δᵀ w) per layer: m × m products instead of m × P ones.
+    """
+    fast = C.linear_fast_path(model, data.batch(idx[:1])[0])
+    shapes = [(n, p.shape) for n, p in model.named_parameters() if p.requires_grad]
+    covered = {f"{n}.{w}" for n, m in fast.items() for w, _ in m.named_parameters(recurse=False)}
+    if not fast or covered != {n for n, _ in shapes}:
+        return None
+    model.eval()
+    parts = {n: [] for n in fast}
+    for i in range(0, len(idx), batch_size):
+        xb, yb = data.batch(idx[i:i + batch_size])
+        logits, cap = C.forward_capturing(model, fast, xb)
+        loss = nn.functional.cross_entropy(logits.float(), yb, reduction="sum")   # per-sample CE, summed
+        deltas = torch.autograd.grad(loss, [cap[n][1] for n in fast])
+        for n, d in zip(fast, deltas):
+            parts[n].append((cap[n][0].float(), d.float()))
+    A = {n: torch.cat([a for a, _ in parts[n]]) for n in fast}
+    D = {n: torch.cat([d for _, d in parts[n]]) for n in fast}
+    vd, i = {}, 0
+    for n, shape in shapes:
+        k = math.prod(shape)
+        vd[n] = v[i:i + k].view(shape)
+        i += k
+    m = len(idx)
+    K = torch.zeros(m, m, dtype=torch.float64, device=v.device)
+    Gv = torch.zeros(m, dtype=torch.float64, device=v.device)
+    for n, mod in fast.items():
+        a, d = A[n], D[n]
+        has_b = mod.bias is not None
+        K += ((d @ d.T) * (a @ a.T + (1.0 if has_b else 0.0))).double()
+        gv = ((d @ vd[f"{n}.weight"]) * a).sum(1)
+        if has_b:
+            gv = gv + d @ vd[f"{n}.bias"]
+        Gv += gv.double()
+    lam = damping * float(torch.diagonal(K).sum()) / m
+    if not lam > 0:
+        raise ValueError("all per-sample gradients are zero; the relative damping is undefined")
+    w = _solve_spd(K, Gv, m * lam).float()
+    out = []
+    for n, _ in shapes:
+        mod_name, _, kind = n.rpartition(".")
+        d, a = D[mod_name], A[mod_name]
+        gtw = (d * w[:, None]).T @ a if kind == "weight" else d.T @ w
+        out.append((vd[n] - gtw).reshape(-1))
+    return torch.cat(out) / lam, lam
+
+
 def influence_direction(model: nn.Module, exp, *, masks: dict | None = None, n_samples: int = 1000,
                         damping: float = 1e-3, chunk_size: int | None = None,
                         grad_memory_gb: float | None = None) -> tuple[torch.Tensor, dict]:
@@ -177,6 +233,12 @@ def influence_direction(model: nn.Module, exp, *, masks: dict | None = None, n_s
     idx = C.subsample(s.retain, n_samples, exp.seed + 7).to(device)
     m = len(idx)
     P = v.numel()
+    if flat_mask is None and chunk_size is None and grad_memory_gb is None:
+        closed = _linear_ihvp(model, data, idx, v, damping)
+        if closed is not None:          # an MLP: exact, without the m × P gradients
+            d, lam = closed
+            return d, {"n_samples": m, "damping": damping, "lambda": lam, "closed_form": True,
+                       "v_norm": float(v.norm()), "direction_norm": float(d.norm())}
     if grad_memory_gb is not None:
         check_range("grad_memory_gb", grad_memory_gb, 0, lo_open=True)
         budget = grad_memory_gb * 1e9
@@ -200,7 +262,8 @@ def influence_direction(model: nn.Module, exp, *, masks: dict | None = None, n_s
     d = woodfisher_ihvp(grad_chunk, n_chunks, v, m, damping, max_held_chunks=held, relative=True, info=wf)
     if flat_mask is not None:
         d = d * flat_mask
-    facts = {"n_samples": m, "damping": damping, "lambda": wf["lambda"], "hold_gradients": held is None,
+    facts = {"n_samples": m, "damping": damping, "lambda": wf["lambda"], "closed_form": False,
+             "hold_gradients": held is None,
              "chunk": chunk, "chunk_passes": wf["chunk_passes"], "v_norm": float(v.norm()),
              "direction_norm": float(d.norm())}
     return d, facts
