@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
 MODELS = ("mlp", "cnn", "resnet18")
-SCHEMES = ("random", "class")
+# memorized: a random-size forget set of the most memorised training samples (advunlearn.memorization)
+SCHEMES = ("random", "class", "memorized")
 SCHEDULES = ("cosine", "multistep", "constant")
 PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
 # Profile.unlearn keys, as Profile.unlearn_for looks them up: "<scheme>-<dense|sparse>", then "<scheme>".
@@ -238,6 +239,8 @@ class Profile(_Checked):
     def unlearn_for(self, scheme: str, sparsity: float) -> UnlearnConfig:
         check_choice("scheme", scheme, SCHEMES)
         key = f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+        if scheme == "memorized":  # the random scheme's settings unless the profile has its own
+            return self.unlearn.get(key) or self.unlearn.get(scheme) or self.unlearn_for("random", sparsity)
         return self.unlearn.get(key) or self.unlearn.get(scheme) or UnlearnConfig()
 
 

@@ -69,13 +69,14 @@ def test_retrain_against_retrain_sits_at_chance():
         rng = np.random.default_rng(100 + seed)
         mu = rng.normal(1.0, 2.0, 120)
         sd = rng.uniform(0.5, 1.5, 120)
-        u = rng.normal(mu, sd, (16, 120))
-        r = rng.normal(mu, sd, (16, 120))
+        # every model also shifts all its φ a little (a "temperature" of its own), as real models do
+        u = rng.normal(mu, sd, (16, 120)) + rng.normal(0, 0.5, (16, 1))
+        r = rng.normal(mu, sd, (16, 120)) + rng.normal(0, 0.5, (16, 1))
         res = ulira_attack(u, r, _member(16, 120, rng), n_boot=200, seed=seed)
-        assert abs(res["accuracy"] - 0.5) < 0.04 and abs(res["auc"] - 0.5) < 0.05, res
+        assert abs(res["accuracy"] - 0.5) < 0.06 and abs(res["auc"] - 0.5) < 0.07, res["accuracy"]
         lo, hi = res["accuracy_ci"]
         covered += lo <= 0.5 <= hi
-        assert hi - lo < 0.15
+        assert hi - lo < 0.2
     assert covered >= 4
 
 
@@ -163,3 +164,118 @@ def test_unlearning_score_scales_by_accuracy_ratios():
     lo, hi = res["forgetting_quality_ci"]
     assert lo <= res["forgetting_quality"] <= hi
     assert res["n_buckets"] == 4  # ceil(ln 7) = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# shadows on digits (tiny profile: a model trains in about a second)
+# ---------------------------------------------------------------------------------------------
+def _digits(tmp, scheme="random", seed=0, **kw):
+    from advunlearn.experiment import Experiment
+
+    return Experiment(dataset="digits", profile="tiny", scheme=scheme, seed=seed, results=tmp, progress=False,
+                      device="cpu", **kw)
+
+
+def test_shadow_plan_design(tmp_path, one_thread):
+    from advunlearn.shadows import shadow_experiment, shadow_plan
+
+    exp = _digits(tmp_path)
+    key_before = exp.forget_key()
+    plan = shadow_plan(exp, 8)
+    t, b, d = set(plan.targets.tolist()), set(plan.base.tolist()), set(exp.splits.train.tolist())
+    assert set(exp.splits.forget.tolist()) <= t and len(t) == 2 * len(exp.splits.forget)
+    assert not t & b and t | b == d
+    assert (plan.member.sum(0) == 4).all()                       # every target in half of the shadows
+    assert (plan.member[0::2] ^ plan.member[1::2]).all()         # pairs of complementary halves
+    assert (shadow_plan(exp, 4).member == plan.member[:4]).all()  # K shadows are a prefix of K + 2
+    s3 = shadow_experiment(exp, plan, 3)
+    assert set(s3.splits.train.tolist()) == b | set(plan.forget(3).tolist())
+    assert s3.splits.forget.tolist() == sorted(plan.forget(3).tolist()) and s3.splits.retain.tolist() == sorted(b)
+    assert s3.data is exp.data and s3.data_key() != shadow_experiment(exp, plan, 2).data_key()
+    assert exp.forget_key() == key_before and "shadow" not in exp.data_key()  # ordinary keys unchanged
+    with pytest.raises(ConfigError):
+        shadow_plan(_digits(tmp_path, scheme="class"), 8)
+    with pytest.raises(ConfigError):
+        shadow_plan(exp, 7)
+
+
+_CHILD = """
+import sys
+from advunlearn.experiment import Experiment
+from advunlearn.shadows import run_shadows
+exp = Experiment(dataset="digits", profile="tiny", seed=0, results=sys.argv[1], progress=False, device="cpu")
+run_shadows(exp, ["original", "reference"], 4)
+"""
+
+
+def test_killed_shadow_run_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from advunlearn.shadows import collect, run_shadows, shadow_plan
+
+    env = {**os.environ, "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], env=env)
+    obs = tmp_path / "shadow-obs"
+    try:
+        deadline = time.time() + 300
+        while len(list(obs.glob("*/DONE"))) < 2 and child.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert child.poll() is None, "the run ended before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    done_before = len(list(obs.glob("*/DONE")))
+    assert 2 <= done_before < 8
+    exp = _digits(tmp_path)
+    run = run_shadows(exp, ["original", "reference"], 4)
+    assert run["reused"] == done_before and run["computed"] == 8 - done_before
+    again = run_shadows(exp, ["original", "reference"], 4)
+    assert again["computed"] == 0 and again["reused"] == 8
+    ref = collect(exp, shadow_plan(exp, 4), "reference")
+    assert ref["phi"].shape == (4, 2 * len(exp.splits.forget)) and np.isfinite(ref["phi"]).all()
+
+
+def test_memorized_forget_set_is_memorised(tmp_path, one_thread):
+    from advunlearn.memorization import _memo_shadow, memorization_scores
+
+    for seed in (0, 1):
+        mem = _digits(tmp_path, scheme="memorized", seed=seed, memorization_shadows=4)
+        rnd = _digits(tmp_path, scheme="random", seed=seed)
+        assert mem.splits.train.tolist() == rnd.splits.train.tolist()
+        assert len(mem.splits.forget) == len(rnd.splits.forget)
+        sc = memorization_scores(mem, train=mem.splits.train)
+        assert sc["n_shadows"] == 4
+        # held-out estimate from four other shadows (pairs 2 and 3 of an 8-shadow plan)
+        train = mem.splits.train.numpy()
+        from advunlearn.memorization import _membership
+
+        member = _membership(mem, len(train), 8)[4:]
+        correct = np.stack([_memo_shadow(mem, train, 8, i)["correct"] for i in range(4, 8)]).astype(float)
+        held = (correct * member).sum(0) / member.sum(0) - (correct * ~member).sum(0) / (~member).sum(0)
+        pos = {int(v): i for i, v in enumerate(train)}
+        f_mem = held[[pos[int(v)] for v in mem.splits.forget]].mean()
+        f_rnd = held[[pos[int(v)] for v in rnd.splits.forget]].mean()
+        assert f_mem > f_rnd + 0.05, (seed, f_mem, f_rnd)
+        assert sc["score"][[pos[int(v)] for v in mem.splits.forget]].min() >= np.sort(sc["score"])[-len(train) // 10 - 1] - 1e-9
+    assert mem.forget_key()["memorization"]["shadows"] == 4
+
+
+def test_ulira_pipeline_records(tmp_path, one_thread):
+    from advunlearn.ulira import ulira_evaluate
+
+    exp = _digits(tmp_path)
+    recs = ulira_evaluate(exp, ["ft"], n_shadows=4, n_boot=50, out=tmp_path / "u.json", log=None)
+    assert [r["method"] for r in recs] == ["ft"]
+    for r in recs:
+        assert r["record"] == "ulira" and r["scheme"] == "random" and r["shadows"]["n_shadows"] == 4
+        u = r["ulira"]
+        assert 0 <= u["accuracy_ci"][0] <= u["accuracy"] <= u["accuracy_ci"][1] <= 1
+        assert u["n_pos"] == u["n_neg"] == 4 * len(exp.splits.forget)
+        assert r["neurips"]["n_models"] == 2 and 0 <= r["neurips"]["score"] <= 1.5
+    assert (tmp_path / "u.json").exists()
+    # a second method reuses the shared shadows: only its own unlearning runs are new
+    again = ulira_evaluate(exp, ["ga"], n_shadows=4, n_boot=0, log=None)
+    assert again[0]["cost"]["computed"] == 4 and again[0]["cost"]["reused"] == 8
