@@ -422,5 +422,80 @@ def lira_on_originals(exp, n_shadows: int | None = None, n_targets: int | None =
     return lira_attack(collect(exp, plan, "original")["phi"], plan.member, **kw)
 
 
+# ---------------------------------------------------------------------------------------------
+# records -> the report's table
+# ---------------------------------------------------------------------------------------------
+def load_ulira_records(results_dir, exclude=None) -> list[dict]:
+    """Every U-LiRA record (``record == "ulira"``) in ``*.json`` files under ``results_dir``."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    out = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        if exclude is not None and Path(exclude) in path.resolve().parents:
+            continue
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            warnings.warn(f"skipping unreadable JSON file {path}: {e}")
+            continue
+        for item in obj if isinstance(obj, list) else [obj]:
+            if isinstance(item, dict) and item.get("record") == "ulira" and "method" in item and "ulira" in item:
+                out.append(item)
+    return out
+
+
+def _ci(v, ci, scale=100.0, digits=1) -> str:
+    if v is None:
+        return "–"
+    s = f"{scale * v:.{digits}f}"
+    if ci and all(c is not None and math.isfinite(c) for c in ci):
+        s += f" [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+    return s
+
+
+def ulira_markdown(records: Sequence[dict]) -> str:
+    """Markdown table: per setting and method, U-LiRA accuracy and AUC, TPR at low FPR (where the
+    counts resolve it), the NeurIPS 2023 score and its forgetting quality, with 95% intervals."""
+    if not records:
+        return "_No U-LiRA records (advunlearn ulira ...)._\n"
+    last: dict[tuple, dict] = {}
+    for r in records:  # the last record per (setting, method, shadows) wins (a rerun)
+        last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r["seed"], r.get("profile"), r["method"],
+              r["ulira"].get("n_shadows"))] = r
+    order = ["retrain", "ft", "ga", "ff", "iu", "ours", "ours_no_vss"]
+    keys = sorted(last, key=lambda k: (*map(str, k[:5]), k[6] or 0, order.index(k[5]) if k[5] in order else 99, k[5]))
+    head = ["Setting", "Method", "K", "U-LiRA acc. (%)", "U-LiRA AUC", "TPR@1% FPR (%)", "TPR@0.1% FPR (%)",
+            "NeurIPS score", "forgetting quality F", "RA_u/RA_r", "TA_u/TA_r"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([" --- "] * 2 + [" ---: "] * (len(head) - 2)) + "|"]
+    notes = set()
+    for k in keys:
+        r = last[k]
+        u, n = r["ulira"], r.get("neurips", {})
+        tprs = []
+        for f in ("1%", "0.1%"):
+            if u.get(f"tpr@{f}") is not None:
+                tprs.append(_ci(u[f"tpr@{f}"], u.get(f"tpr@{f}_ci")))
+            else:
+                tprs.append("n/a")
+                if u.get(f"tpr@{f}_note"):
+                    notes.add(f"TPR@{f} FPR: {u[f'tpr@{f}_note']}.")
+        label = f"{k[0]} {k[1]} s{k[2]:g} seed {k[3]}" + (f" ({k[4]})" if k[4] else "")
+        cells = [label, ("**retrain (floor)**" if k[5] == "retrain" else k[5]), str(u.get("n_shadows", "")),
+                 _ci(u["accuracy"], u.get("accuracy_ci")), _ci(u["auc"], u.get("auc_ci"), 1.0, 3), *tprs,
+                 _ci(n.get("score"), n.get("score_ci"), 1.0, 3), _ci(n.get("forgetting_quality"),
+                                                                     n.get("forgetting_quality_ci"), 1.0, 3),
+                 f"{n['ra_ratio']:.3f}" if "ra_ratio" in n else "–", f"{n['ta_ratio']:.3f}" if "ta_ratio" in n else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "U-LiRA: 50% accuracy / 0.5 AUC = unlearned models indistinguishable from retrained ones; "
+              "read each method against the Retrain row (the floor with this many shadows). Intervals: 95%, "
+              "two-way (models x examples) bootstrap for U-LiRA, Clopper-Pearson for TPR, Student t over "
+              "examples for the NeurIPS score (N = K/2 unlearned vs K/2 retrained models per example)."]
+    lines += sorted(notes)
+    return "\n".join(lines) + "\n"
+
+
 __all__ = ["lr_scores", "ulira_attack", "lira_attack", "ci_vs_shadows", "analytic_auc", "DEFAULT_BOOT",
-           "FPR_POINTS", "matched_groups", "evaluate_from_phi", "ulira_evaluate", "lira_on_originals"]
+           "FPR_POINTS", "matched_groups", "evaluate_from_phi", "ulira_evaluate", "lira_on_originals",
+           "load_ulira_records", "ulira_markdown"]

@@ -279,3 +279,25 @@ def test_ulira_pipeline_records(tmp_path, one_thread):
     # a second method reuses the shared shadows: only its own unlearning runs are new
     again = ulira_evaluate(exp, ["ga"], n_shadows=4, n_boot=0, log=None)
     assert again[0]["cost"]["computed"] == 4 and again[0]["cost"]["reused"] == 8
+
+
+def test_report_reads_ulira_records(tmp_path):
+    import json
+
+    from advunlearn.report import build_report
+    from advunlearn.ulira import evaluate_from_phi
+
+    recs = []
+    for method, shift in (("retrain", 0.0), ("ft", 1.0)):
+        u, r, m = _synthetic(0, k=8, e=60, delta=shift)
+        acc = [{"forget": 100.0, "retain": 99.0, "test": 85.0}] * 8
+        res = evaluate_from_phi({"phi": u, "acc": acc}, {"phi": r, "acc": acc}, m, n_boot=50)
+        recs.append({"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": 0, "profile": "cpu",
+                     "method": method, "record": "ulira", **res})
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "ulira.json").write_text(json.dumps(recs))
+    paths = build_report(tmp_path / "runs", tmp_path / "report")
+    md = paths["ulira.md"].read_text()
+    assert "**retrain (floor)**" in md and "| ft |" in md
+    assert "n/a" in md and "needs >= 1000" in md       # 8 x 30 = 240 retrained observations: no TPR@0.1%
+    assert "U-LiRA and the NeurIPS 2023" in paths["report.html"].read_text()
