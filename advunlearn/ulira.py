@@ -211,13 +211,11 @@ def _low_fpr(pos, neg, fpr_points, conf) -> dict:
     from .strong import _pct, attack_metrics
 
     ok = [f for f in fpr_points if neg.size * f >= 1 - 1e-9]
-    out: dict = {}
-    if ok:
-        m = attack_metrics(pos, neg, fpr_points=ok, conf=conf, roc_points=60)
-        for f in ok:
-            out[f"tpr@{_pct(f)}"] = m[f"tpr@{_pct(f)}"]
-            out[f"tpr@{_pct(f)}_ci"] = list(m[f"tpr@{_pct(f)}_ci"])
-        out["roc"] = m["roc"]
+    m = attack_metrics(pos, neg, fpr_points=ok, conf=conf, roc_points=80)
+    out: dict = {"roc": m["roc"]}
+    for f in ok:
+        out[f"tpr@{_pct(f)}"] = m[f"tpr@{_pct(f)}"]
+        out[f"tpr@{_pct(f)}_ci"] = list(m[f"tpr@{_pct(f)}_ci"])
     for f in fpr_points:
         if f not in ok:
             out[f"tpr@{_pct(f)}"] = None
@@ -423,6 +421,79 @@ def lira_on_originals(exp, n_shadows: int | None = None, n_targets: int | None =
 
 
 # ---------------------------------------------------------------------------------------------
+# figures (plotly, imported when called)
+# ---------------------------------------------------------------------------------------------
+def phi_figure(groups: dict, title: str, bins: int = 30):
+    """Overlaid histograms of φ per group with each group's fitted Gaussian (one example's view)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    allv = np.concatenate([np.asarray(v, float) for v in groups.values()])
+    grid = np.linspace(allv.min() - 1, allv.max() + 1, 200)
+    for i, (label, v) in enumerate(groups.items()):
+        v = np.asarray(v, float)
+        color = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")[i % 4]
+        fig.add_histogram(x=v, nbinsx=bins, histnorm="probability density", name=f"{label} (n={v.size})",
+                          opacity=0.45, marker_color=color)
+        if v.size >= 2:
+            fig.add_scatter(x=grid, y=stats.norm.pdf(grid, v.mean(), max(v.std(ddof=1), 1e-3)), mode="lines",
+                            line=dict(color=color), name=f"{label}: N({v.mean():.2f}, {v.std(ddof=1):.2f}²)")
+    fig.update_layout(barmode="overlay", title=title, xaxis_title="logit-scaled confidence φ = log(p_y / (1 − p_y))",
+                      yaxis_title="density", template="plotly_white", autosize=True)
+    return fig
+
+
+def membership_figure(member, n_targets: int = 60):
+    """Which target each shadow trains on and forgets (the first ``n_targets`` targets)."""
+    import plotly.graph_objects as go
+
+    m = np.asarray(member, bool)[:, :n_targets].astype(int)
+    fig = go.Figure(go.Heatmap(z=m, colorscale=[[0, "#f0f0f0"], [1, "#1f77b4"]], showscale=False,
+                               hovertemplate="shadow %{y}, target %{x}: %{z}<extra></extra>"))
+    fig.update_layout(title="Shadow membership: blue = trained on, then unlearned (pairs of complementary halves)",
+                      xaxis_title="target example", yaxis_title="shadow model", template="plotly_white",
+                      yaxis_autorange="reversed", height=320, autosize=True)
+    return fig
+
+
+def ci_vs_shadows_figure(curves: dict, metric: str = "accuracy"):
+    """``{method: ci_vs_shadows rows}`` -> the estimate and its 95% interval against the number of shadows."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, rows in curves.items():
+        k = [r["k"] for r in rows]
+        v = [100 * r[metric] if metric == "accuracy" else r[metric] for r in rows]
+        lo = [100 * r[f"{metric}_ci"][0] if metric == "accuracy" else r[f"{metric}_ci"][0] for r in rows]
+        hi = [100 * r[f"{metric}_ci"][1] if metric == "accuracy" else r[f"{metric}_ci"][1] for r in rows]
+        fig.add_scatter(x=k, y=v, mode="lines+markers", name=label,
+                        error_y=dict(type="data", symmetric=False, array=np.subtract(hi, v), arrayminus=np.subtract(v, lo)))
+    chance = 50 if metric == "accuracy" else 0.5
+    fig.add_hline(y=chance, line_dash="dash", line_color="gray", annotation_text="indistinguishable from retraining")
+    fig.update_layout(title=f"U-LiRA {metric} and its 95% interval vs the number of shadow models",
+                      xaxis_title="shadow models K", yaxis_title="attack accuracy (%)" if metric == "accuracy" else "AUC",
+                      xaxis_type="log", template="plotly_white", autosize=True)
+    return fig
+
+
+def epsilon_figure(eps: dict, n_models: int):
+    """Histograms of the per-example ε of the NeurIPS score, with the bucket edges that still score."""
+    import plotly.graph_objects as go
+
+    from .neurips_score import bucket_points
+
+    fig = go.Figure()
+    for label, e in eps.items():
+        fig.add_histogram(x=np.minimum(np.asarray(e, float), 10.0), nbinsx=40, name=label, opacity=0.5)
+    for start, pts in bucket_points(n_models):
+        fig.add_vline(x=start + 0.5, line_dash="dot", line_color="gray")
+    fig.update_layout(barmode="overlay", template="plotly_white", autosize=True,
+                      title=f"Per-example ε (N = {n_models}; dotted: bucket edges, ε beyond the last scores 0; "
+                            "ε > 10 drawn at 10)", xaxis_title="ε", yaxis_title="forget examples")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # records -> the report's table
 # ---------------------------------------------------------------------------------------------
 def load_ulira_records(results_dir, exclude=None) -> list[dict]:
@@ -498,4 +569,5 @@ def ulira_markdown(records: Sequence[dict]) -> str:
 
 __all__ = ["lr_scores", "ulira_attack", "lira_attack", "ci_vs_shadows", "analytic_auc", "DEFAULT_BOOT",
            "FPR_POINTS", "matched_groups", "evaluate_from_phi", "ulira_evaluate", "lira_on_originals",
-           "load_ulira_records", "ulira_markdown"]
+           "load_ulira_records", "ulira_markdown", "phi_figure", "membership_figure", "ci_vs_shadows_figure",
+           "epsilon_figure"]
