@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", default="random", help="random or memorized (per-example evaluations)")
     p.add_argument("--forget-frac", type=float, default=0.1, help="share of D to forget (default 0.1)")
     p.add_argument("--methods", default="retrain,ft", help="comma-separated methods; keep retrain: it is the floor")
-    p.add_argument("--shadows", type=int, default=None, help="number of shadow models, even (default 32)")
+    p.add_argument("--shadows", type=int, default=None, help="number of shadow models, even (default 24)")
     p.add_argument("--targets", type=int, default=None, help="target pool size (default 2 x |D_f|)")
     p.add_argument("--workers", type=int, default=1, help="processes of one thread each (or Ray tasks)")
     p.add_argument("--backend", default="process", help="process (default) or ray")
