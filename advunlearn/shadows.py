@@ -297,9 +297,10 @@ def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, worker
             import ray
         except ImportError as e:  # pragma: no cover
             raise ConfigError("backend='ray' needs the ray extra: pip install 'advunlearn[ray]'") from e
-        if not ray.is_initialized():
-            ray.init(address=address, runtime_env={"env_vars": {"ADVUNLEARN_THREADS": "1"}},
-                     include_dashboard=False, log_to_driver=False)
+        if not ray.is_initialized():  # as the batch's Ray backend connects (token auth, task environment)
+            from .distributed import _init, _resolve
+
+            _init(ray, _resolve(address))
         remote = ray.remote(num_cpus=1, max_retries=2)(fn)
         refs = [remote.remote(spec, *a) for a in arglist]
         while refs:
