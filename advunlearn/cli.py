@@ -69,6 +69,8 @@ def cmd_run(a) -> int:
         raise ConfigError("--forget-class applies to --scheme class only; random forgetting uses --forget-frac")
     if a.scheme == "class" and a.forget_frac is not None:
         raise ConfigError("--forget-frac applies to --scheme random only; class-wise forgetting uses --forget-class")
+    if a.scheme == "memorized" and a.forget_class is not None:
+        raise ConfigError("--forget-class applies to --scheme class only; the memorized scheme uses --forget-frac")
     if a.forget_frac is None:
         a.forget_frac = 0.1
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
@@ -90,7 +92,7 @@ def _run_name(a, exp, methods, ours) -> str:
     parts = [a.dataset, a.scheme, f"s{a.sparsity:g}", f"seed{a.seed}", a.profile]
     if a.scheme == "class":
         parts.append(f"class{exp.splits.forget_class}")
-    elif a.forget_frac != 0.1:
+    elif a.forget_frac is not None and a.forget_frac != 0.1:
         parts.append(f"frac{a.forget_frac:g}")
     if methods:
         parts.append("-".join(methods))
@@ -143,6 +145,32 @@ def cmd_tune(a) -> int:
     if a.freeze:
         path = freeze(records, a.profile, a.dataset, folder=a.tuned_dir, record_path=a.record)
         print(f"frozen: {path}" + (f"; record: {a.record}" if a.record else ""))
+    return 0
+
+
+def cmd_ulira(a) -> int:
+    from .experiment import DEFAULT_RESULTS, Experiment
+    from .runner import ALL_METHODS
+    from .shadows import DEFAULT_SHADOWS
+    from .ulira import ulira_evaluate
+
+    methods = [m.strip() for m in (a.methods or "retrain,ft").split(",") if m.strip()]
+    for m in methods:
+        if m not in ALL_METHODS:
+            raise ConfigError(f"method={m!r} is not allowed; choose from {', '.join(ALL_METHODS)}")
+    if not methods:
+        raise ConfigError(f"--methods names no method; give a comma-separated subset of {', '.join(ALL_METHODS)}")
+    if a.scheme not in ("random", "memorized"):
+        raise ConfigError(f"--scheme {a.scheme!r}: U-LiRA is per example; choose 'random' or 'memorized'")
+    shadows = DEFAULT_SHADOWS if a.shadows is None else a.shadows
+    exp = Experiment(dataset=a.dataset, scheme=a.scheme, seed=a.seed, profile=a.profile, forget_frac=a.forget_frac,
+                     device=a.device, results=a.results or DEFAULT_RESULTS, data_root=a.data_root,
+                     progress=not a.no_progress, memorization_shadows=a.memorization_shadows)
+    name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
+    out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
+    ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
+                   n_boot=a.boot, out=out)
+    print(f"result: {out}")
     return 0
 
 
@@ -209,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuned-dir", default=None, help="folder for the frozen values (default advunlearn/tuned)")
     p.add_argument("--record", default=None, help="where to write the full study record (JSON)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("ulira", help="U-LiRA and the NeurIPS 2023 score per method from shadow models "
+                       "(resumable; writes JSON records that `advunlearn report` reads)")
+    _common(p)
+    p.add_argument("--scheme", default="random", help="random or memorized (per-example evaluations)")
+    p.add_argument("--forget-frac", type=float, default=0.1, help="share of D to forget (default 0.1)")
+    p.add_argument("--methods", default="retrain,ft", help="comma-separated methods; keep retrain: it is the floor")
+    p.add_argument("--shadows", type=int, default=None, help="number of shadow models, even (default 24)")
+    p.add_argument("--targets", type=int, default=None, help="target pool size (default 2 x |D_f|)")
+    p.add_argument("--workers", type=int, default=1, help="processes of one thread each (or Ray tasks)")
+    p.add_argument("--backend", default="process", help="process (default) or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (backend ray); omit for a local one")
+    p.add_argument("--boot", type=int, default=500, help="bootstrap replicates of the intervals")
+    p.add_argument("--memorization-shadows", type=int, default=32, help="memorized scheme: models behind the scores")
+    p.add_argument("--out", default=None, help="folder for the JSON records (default: <results>/ulira)")
+    p.set_defaults(func=cmd_ulira)
 
     p = sub.add_parser("batch", help="run a YAML grid of notebooks with papermill, resumable, then build the report")
     p.add_argument("config", help="YAML batch config, e.g. configs/demo.yaml")

@@ -19,11 +19,13 @@ from typing import Any, Mapping
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
 MODELS = ("mlp", "cnn", "resnet18")
-SCHEMES = ("random", "class")
+# memorized: a random-size forget set of the most memorised training samples (advunlearn.memorization)
+SCHEMES = ("random", "class", "memorized")
 SCHEDULES = ("cosine", "multistep", "constant")
 PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
 # Profile.unlearn keys, as Profile.unlearn_for looks them up: "<scheme>-<dense|sparse>", then "<scheme>".
-UNLEARN_KEYS = tuple(f"{s}-{d}" for s in SCHEMES for d in ("dense", "sparse")) + SCHEMES
+# (the memorized scheme forgets a set of the random scheme's size and uses the random scheme's settings)
+UNLEARN_KEYS = tuple(f"{s}-{d}" for s in ("random", "class") for d in ("dense", "sparse")) + ("random", "class")
 
 
 class ConfigError(ValueError):
@@ -249,6 +251,8 @@ class Profile(_Checked):
     def unlearn_for(self, scheme: str, sparsity: float) -> UnlearnConfig:
         check_choice("scheme", scheme, SCHEMES)
         key = f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+        if scheme == "memorized":  # a forget set of the random scheme's size: its settings
+            return self.unlearn_for("random", sparsity)
         return self.unlearn.get(key) or self.unlearn.get(scheme) or UnlearnConfig()
 
 

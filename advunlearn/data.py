@@ -330,18 +330,26 @@ class Splits:
 
 def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0.1,
                 forget_class: int | None = None, val_frac: float = 0.1, seed: int = 0,
-                max_train: int | None = None) -> Splits:
+                max_train: int | None = None, scores=None) -> Splits:
     """Split ``dataset`` into D, D_f, D_r, D_v, D_t; one ``seed`` fixes everything.
 
     random: ``forget_frac`` of D at random; class: every sample of D with label ``forget_class``
-    (default: a class drawn with the seed).  ``max_train`` subsamples D (for CPU profiles).
+    (default: a class drawn with the seed); memorized: the ``forget_frac`` of D with the highest
+    ``scores`` (one per dataset index, e.g. :func:`advunlearn.memorization.memorization_scores`;
+    ties go to the lower index), D and D_v as for random.  ``max_train`` subsamples D (CPU profiles).
     """
-    check_choice("scheme", scheme, ("random", "class"))
+    check_choice("scheme", scheme, ("random", "class", "memorized"))
+    if scheme == "memorized":
+        if scores is None:
+            raise ConfigError("scheme='memorized' needs scores (one memorisation score per dataset index)")
+        scores = torch.as_tensor(np.asarray(scores, dtype=np.float64)).ravel()
+        if scores.numel() != len(dataset.y):
+            raise ConfigError(f"scores has {scores.numel()} entries; one per dataset index ({len(dataset.y)}) is needed")
     val_frac = check_range("val_frac", val_frac, 0, 1, lo_open=True, hi_open=True)
     seed = check_range("seed", seed, 0, integer=True)
     if max_train is not None:
         max_train = check_range("max_train", max_train, 2, integer=True)
-    if scheme == "random":
+    if scheme in ("random", "memorized"):
         forget_frac = check_range("forget_frac", forget_frac, 0, 1, lo_open=True, hi_open=True)
     elif forget_class is not None:
         if isinstance(forget_class, bool) or not isinstance(forget_class, numbers.Real) or \
@@ -359,12 +367,18 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
     train = train.sort().values
     y = dataset.y.cpu()
     test_all = torch.arange(dataset.n_pool, len(y))
-    if scheme == "random":
+    if scheme in ("random", "memorized"):
         n_f = round(forget_frac * len(train))
         if n_f < 1 or n_f >= len(train):
             raise ConfigError(f"forget_frac={forget_frac} gives {n_f} forget samples out of {len(train)}; "
                               "the forget and retain sets must both be non-empty")
-        perm = torch.randperm(len(train), generator=g)
+        if scheme == "random":
+            perm = torch.randperm(len(train), generator=g)
+        else:
+            s_train = scores[train]
+            if torch.isnan(s_train).any():
+                raise ConfigError("scores must be numbers for every training sample (NaN found)")
+            perm = torch.sort(-s_train, stable=True).indices
         forget = train[perm[:n_f]].sort().values
         test, test_forget = test_all, test_all[:0]
         forget_class = None

@@ -45,26 +45,48 @@ class Experiment:
     data_root: str | None = None
     progress: bool = True
     profile_overrides: dict = field(default_factory=dict)
+    # memorized scheme: how many shadow models estimate the memorisation scores (advunlearn.memorization)
+    memorization_shadows: int = 32
+    # A shadow model's experiment (advunlearn.shadows): the parent's data and the shadow's own splits,
+    # and ``shadow``, the key that makes its artifacts its own.  None for every ordinary experiment.
+    given_data: Dataset | None = field(default=None, repr=False, compare=False)
+    given_splits: Splits | None = field(default=None, repr=False, compare=False)
+    shadow: dict | None = None
 
     def __post_init__(self):
         check_range("sparsity", self.sparsity, 0, 1, hi_open=True)
         self.prof: Profile = get_profile(self.profile, self.dataset, **self.profile_overrides)
         self.dev = resolve_device(self.device)
         self.store = Store(self.results)
-        self.data: Dataset = load_dataset(self.dataset, self.data_root, self.dev)
+        self.data: Dataset = self.given_data if self.given_data is not None else \
+            load_dataset(self.dataset, self.data_root, self.dev)
         if self.scheme == "class" and self.forget_class is None:
             self.forget_class = 0
-        self.splits: Splits = make_splits(self.data, self.scheme, self.forget_frac, self.forget_class,
-                                          self.val_frac, self.seed, self.prof.max_train)
+        if self.given_splits is not None:
+            self.splits: Splits = self.given_splits
+        elif self.scheme == "memorized":
+            from .memorization import memorized_splits
+
+            self.splits = memorized_splits(self)
+        else:
+            self.splits = make_splits(self.data, self.scheme, self.forget_frac, self.forget_class,
+                                      self.val_frac, self.seed, self.prof.max_train)
 
     # ---- keys -------------------------------------------------------------------------------
     def data_key(self) -> dict:
-        return {"dataset": self.dataset, "seed": self.seed, "val_frac": self.val_frac,
-                "max_train": self.prof.max_train}
+        key = {"dataset": self.dataset, "seed": self.seed, "val_frac": self.val_frac,
+               "max_train": self.prof.max_train}
+        return {**key, "shadow": self.shadow} if self.shadow is not None else key
 
     def forget_key(self) -> dict:
-        return {**self.data_key(), "scheme": self.scheme, "forget_frac": self.forget_frac if self.scheme == "random" else None,
-                "forget_class": self.splits.forget_class}
+        key = {**self.data_key(), "scheme": self.scheme,
+               "forget_frac": self.forget_frac if self.scheme in ("random", "memorized") else None,
+               "forget_class": self.splits.forget_class}
+        if self.scheme == "memorized":
+            from .memorization import MEMORIZATION_VERSION
+
+            key["memorization"] = {"shadows": self.memorization_shadows, "v": MEMORIZATION_VERSION}
+        return key
 
     def model_key(self) -> dict:
         return {"model": self.prof.model, "pretrain": self.prof.pretrain.to_dict(), "sparsity": self.sparsity,

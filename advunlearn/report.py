@@ -706,14 +706,18 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
 
     Writes ``table1.md/.csv/.html``, ``table2.md/.csv/.html`` (when the ablation is present),
     ``summary.csv``, ``figure2.html`` (when records carry ``mia``), ``strong.md/.html`` (the strong
-    attacks and their ROC, when records carry ``strong``) and ``report.html`` (self-contained:
+    attacks and their ROC, when records carry ``strong``), ``ulira.md`` (U-LiRA and the NeurIPS 2023
+    score with intervals, from ``advunlearn ulira`` records) and ``report.html`` (self-contained:
     plotly's JavaScript inlined so it opens offline) into ``out_dir`` (default ``results_dir/report``).
     Returns ``{name: path}``.  Raises ConfigError (a ValueError) when the folder is missing or holds no result records.
     """
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     records = load_records(results_dir, exclude=out.resolve())
-    if not records:
+    from .ulira import load_ulira_records, ulira_markdown
+
+    ulira_recs = load_ulira_records(results_dir, exclude=out.resolve())  # shadow evaluations (advunlearn ulira)
+    if not records and not ulira_recs:
         from .config import ConfigError
 
         raise ConfigError(f"no result records found under {results_dir}: expected *.json files holding objects "
@@ -747,6 +751,10 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
                            ("strong.html", _html_page("Strong attacks", _strong_html(strong_table_html, strong_figs, js)))):
             _write(out / name, text)
             written[name] = out / name
+    if ulira_recs:
+        ulira_md = ulira_markdown(ulira_recs)
+        _write(out / "ulira.md", ulira_md)
+        written["ulira.md"] = out / "ulira.md"
     seeds = sorted({r["seed"] for r in records})
     body = ["<h1>Discriminative Adversarial Unlearning: results</h1>",
             f"<p>{len(records)} records from <code>{html.escape(str(results_dir))}</code>; seeds {seeds}.</p>",
@@ -758,6 +766,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     if strong:  # plotly's JavaScript is already on the page when Figure 2 is
         body += ["<h2>Strong attacks (LiRA, RMIA, a fresh attacker)</h2>",
                  _strong_html(strong_table_html, strong_figs, False if fig_html else js)]
+    if ulira_recs:
+        body += ["<h2>U-LiRA and the NeurIPS 2023 unlearning score (shadow models)</h2>", _markdown_table_html(ulira_md)]
     p = out / "report.html"
     _write(p, _html_page("advunlearn report", "\n".join(body)))
     written["report.html"] = p
