@@ -115,8 +115,23 @@ def cmd_report(a) -> int:
 
 def cmd_batch(a) -> int:
     from .batch import run_batch
+    from .course import config_dir
 
-    return run_batch(a.config, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run)
+    cfg = Path(a.config)
+    if not cfg.exists() and not cfg.parent.name and (config_dir() / f"{cfg.stem}.yaml").is_file():
+        cfg = config_dir() / f"{cfg.stem}.yaml"  # a bare name: the course's own config (demo, course-cpu, ...)
+    return run_batch(cfg, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run)
+
+
+def cmd_notebooks(a) -> int:
+    from .course import copy_course, course_root
+
+    copied = copy_course(a.dir, overwrite=a.overwrite)
+    dest = Path(a.dir)
+    print(f"copied {len(copied)} file(s) from {course_root()} into {dest}"
+          + ("" if a.overwrite else " (existing files kept; --overwrite replaces them)"))
+    print(f"start with: cd {dest / 'notebooks'} && jupyter lab 00_start_here.ipynb")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "a local Ray instance (docs/ray.md)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and list the runs, run nothing")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("notebooks", help="copy the course (notebooks, solutions, batch configs) into a working folder")
+    p.add_argument("dir", help="folder to copy into (DIR/notebooks, DIR/configs); created if missing")
+    p.add_argument("--overwrite", action="store_true", help="replace files that are already there")
+    p.set_defaults(func=cmd_notebooks)
     return ap
 
 
