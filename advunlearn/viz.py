@@ -171,6 +171,50 @@ def confidence_histograms(panels: Mapping[str, Mapping[str, Sequence[float]]], t
     return fig
 
 
+def confidence_panels(records: Sequence[Mapping], before: Mapping[str, Sequence[float]] | None = None,
+                      title: str = "the defender's confidence p_y, per method", cols: int = 3):
+    """04's histograms from result records' ``confidence`` (shares per equal bin of p_y on [0, 1]):
+    one panel per method with its D_f and D_t as bars, Retrain's D_f (dashed) and θ₀'s D_f before
+    unlearning (``before``, dotted) as reference lines.  Records without ``confidence`` are skipped."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    recs = [r for r in records if r.get("confidence")]
+    ret = next((r for r in recs if r["method"] == "retrain"), None)
+    n = max(1, len(recs))
+    rows, cols = math.ceil(n / cols), min(cols, n)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[r["method"] for r in recs] or ["(no records)"],
+                        vertical_spacing=min(0.3, 0.5 / rows), horizontal_spacing=0.08)
+    shown = set()
+
+    def trace(kind, name, values, color, r, c, **kw):
+        bins = len(values)
+        x = [(i + 0.5) / bins for i in range(bins)]
+        first = name not in shown
+        shown.add(name)
+        if kind == "bar":
+            t = go.Bar(x=x, y=values, width=1 / bins, name=name, marker_color=color, opacity=0.55,
+                       legendgroup=name, showlegend=first)
+        else:
+            t = go.Scatter(x=x, y=values, mode="lines", name=name, line=dict(color=color, shape="hvh", **kw),
+                           legendgroup=name, showlegend=first)
+        fig.add_trace(t, r, c)
+
+    for i, rec in enumerate(recs):
+        r, c = i // cols + 1, i % cols + 1
+        trace("bar", "D_f (forget set)", rec["confidence"]["forget"], "#d62728", r, c)
+        trace("bar", "D_t (test set)", rec["confidence"]["test"], "#1f77b4", r, c)
+        if ret is not None:
+            trace("line", "D_f under Retrain (target)", ret["confidence"]["forget"], "black", r, c, dash="dash", width=2)
+        if before is not None:
+            trace("line", "D_f under θ₀ (before)", before["forget"], "#ff7f0e", r, c, dash="dot", width=2)
+        fig.update_xaxes(title_text="confidence p_y", range=[0, 1], row=r, col=c)
+        fig.update_yaxes(title_text="share", row=r, col=c)
+    fig.update_layout(barmode="overlay", title=title, autosize=True, height=290 * rows + 110,
+                      legend=dict(orientation="h", y=-0.08, yanchor="top"), margin=dict(l=60, r=30, t=80, b=50))
+    return fig
+
+
 def training_curve(records: Sequence[dict], title: str = "training loss"):
     import plotly.graph_objects as go
 
@@ -192,13 +236,16 @@ def tradeoff_figure(points: Sequence[dict], x: str = "alpha", title: str = "forg
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    # β spans orders of magnitude and includes 0: its values are drawn as evenly spaced categories
+    category = x == "beta"
+    xs = (lambda v: f"{v:g}") if category else (lambda v: v)
     groups = sorted({p[series] for p in points}) if series else [None]
     dashes = ["solid", "dash", "dot", "dashdot", "longdash"]
     for g_i, g in enumerate(groups):
         pts = sorted((p for p in points if series is None or p[series] == g), key=lambda p: p[x])
         for k in keys:
             name = METRIC_NAMES.get(k, k) + (f" ({_greek(series)}={g:g})" if series else "")
-            fig.add_trace(go.Scatter(x=[p[x] for p in pts], y=[p[k] for p in pts], name=name, mode="lines+markers",
+            fig.add_trace(go.Scatter(x=[xs(p[x]) for p in pts], y=[p[k] for p in pts], name=name, mode="lines+markers",
                                      legendgroup=k, line=dict(color=METRIC_COLORS.get(k), dash=dashes[g_i % len(dashes)])))
     if retrain:
         for k in keys:
@@ -206,8 +253,10 @@ def tradeoff_figure(points: Sequence[dict], x: str = "alpha", title: str = "forg
                 fig.add_hline(y=retrain[k], line=dict(color=METRIC_COLORS.get(k), dash="dot", width=1),
                               annotation_text=f"Retrain {METRIC_NAMES.get(k, k)}", annotation_position="right",
                               annotation_font_size=10)
-    fig.update_layout(title=title, xaxis_title=_greek(x), yaxis_title="%", autosize=True, height=380,
-                      margin=dict(l=60, r=110, t=50, b=50))
+    fig.update_layout(title=title, xaxis_title=_greek(x), yaxis_title="% (Avg. Disparity: points)", autosize=True,
+                      height=400, margin=dict(l=60, r=110, t=50, b=50))
+    if category:
+        fig.update_xaxes(type="category")
     return fig
 
 
@@ -215,5 +264,5 @@ def _greek(name: str | None) -> str:
     return {"alpha": "α", "beta": "β"}.get(name or "", name or "")
 
 
-__all__ = ["unlearning_figure", "LivePlot", "heatmap", "feature_histograms", "confidence_histograms",
+__all__ = ["unlearning_figure", "LivePlot", "heatmap", "feature_histograms", "confidence_histograms", "confidence_panels",
            "training_curve", "tradeoff_figure", "CHANCE_LA"]
