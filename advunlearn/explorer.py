@@ -45,6 +45,15 @@ def _point(exp, alpha: float, beta: float, iterations: int | None, reuse: bool =
             **{k: res[k] for k in (*METRICS, "run_time_s")}, "curve": curve}
 
 
+def fresh_point(exp, alpha: float, beta: float, iterations: int | None) -> dict:
+    """One unlearning run computed now (the stored one is replaced), without a progress bar."""
+    was, exp.progress = exp.progress, False  # no progress bar left on the page
+    try:
+        return _point(exp, alpha, beta, iterations, reuse=False)
+    finally:
+        exp.progress = was
+
+
 def retrain_point(exp) -> dict:
     """Retrain's UA, RA, TA and MIA-efficacy on this experiment: the target of every grid point."""
     from .metrics import evaluate
@@ -238,12 +247,7 @@ class Explorer:
             self.figure().show()
 
     def _default_fresh(self, scheme: str, alpha: float, beta: float) -> dict:
-        exp = self.experiments[scheme]
-        was, exp.progress = exp.progress, False  # no progress bar left on the page
-        try:
-            return _point(exp, alpha, beta, self.fresh_iterations, reuse=False)
-        finally:
-            exp.progress = was
+        return fresh_point(self.experiments[scheme], alpha, beta, self.fresh_iterations)
 
     def fresh(self) -> dict:
         s, a, b = self.scheme.value, float(self.fresh_alpha.value), float(self.fresh_beta.value)
@@ -266,4 +270,4 @@ class Explorer:
         display(self.widget)
 
 
-__all__ = ["compute_grid", "Explorer", "explorer_figure", "metrics_html", "retrain_point", "point_label"]
+__all__ = ["compute_grid", "fresh_point", "Explorer", "explorer_figure", "metrics_html", "retrain_point", "point_label"]
