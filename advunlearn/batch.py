@@ -68,12 +68,9 @@ PARAM_CHECKS = {
 
 
 def _check_methods(v):
-    from .runner import ALL_METHODS
+    from .methods import check_names
 
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ConfigError(f"methods={v!r} must be a non-empty list drawn from {', '.join(ALL_METHODS)}")
-    for m in v:
-        check_choice("methods", m, ALL_METHODS)
+    check_names(v, where="methods")
 
 
 @dataclass
@@ -187,17 +184,18 @@ def run_status(run_dir: Path) -> dict | None:
 
 def settings_fingerprint() -> str:
     """A hash of every profile resolved for every dataset (``advunlearn.config``) and of the methods'
-    result versions (``advunlearn.runner.RESULT_VERSION``, ``STRONG_VERSION``).
+    result versions (``advunlearn.methods.versions()``, ``advunlearn.runner.STRONG_VERSION``).
 
     A run's parameters name a profile, not its values, so a run finished before a profile's defaults
     changed (say, the digits unlearning settings) or before a method's code changed what it computes
     would otherwise be skipped with stale results.
     """
     from .config import get_profile, profile_to_dict
-    from .runner import RESULT_VERSION, STRONG_VERSION
+    from .methods import versions
+    from .runner import STRONG_VERSION
 
     profiles = {p: {d: profile_to_dict(get_profile(p, d)) for d in DATASETS} for p in PROFILE_NAMES}
-    return config_hash({"profiles": profiles, "versions": {**RESULT_VERSION, "strong": STRONG_VERSION}})[:16]
+    return config_hash({"profiles": profiles, "versions": {**versions(), "strong": STRONG_VERSION}})[:16]
 
 
 def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:

@@ -55,16 +55,12 @@ def cmd_run(a) -> int:
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods is not None else None
     if methods is not None:
+        from .methods import check_names, names
+
         if not methods:
-            from .runner import ALL_METHODS
-
             raise ConfigError(f"--methods {a.methods!r} names no method; give a comma-separated subset of "
-                              f"{', '.join(ALL_METHODS)}, or leave it out for all of them")
-        from .runner import ALL_METHODS
-
-        for m in methods:
-            if m not in ALL_METHODS:
-                raise ConfigError(f"method={m!r} is not allowed; choose from {', '.join(ALL_METHODS)}")
+                              f"{', '.join(names())}, or leave it out for all of them")
+        check_names(methods, where="--methods")
     if a.sparsity is not None:
         from .config import check_range
 
@@ -149,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=float, default=0.0, help="0 (dense) or the OMP sparsity, e.g. 0.95")
     p.add_argument("--forget-frac", type=float, default=None, help="random scheme: share of D to forget (default 0.1)")
     p.add_argument("--forget-class", type=int, default=None, help="class scheme: the class to forget (default 0)")
-    p.add_argument("--methods", default=None, help="comma-separated subset of retrain,ft,ga,ff,iu,ours,ours_no_vss")
+    from .methods import names
+
+    p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(names())} (default: all)")
     p.add_argument("--strong-eval", action="store_true", help="also run LiRA/RMIA and a fresh post-hoc attacker")
     p.add_argument("--alpha", type=float, default=None, help="Ours: weight of the attacker loss (default: the profile's)")
     p.add_argument("--beta", type=float, default=None, help="Ours: weight of the Barlow-Twins term")

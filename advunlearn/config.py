@@ -9,9 +9,12 @@ everything for CI and the notebooks' fast mode.  Every value can be overridden.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
+import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
@@ -203,6 +206,10 @@ class Profile(_Checked):
     ``pretrain``, ``finetune``, ``ga``, ``attacker`` and the values of ``unlearn`` may be given as
     plain mappings (from JSON or YAML): each becomes its config class through ``from_dict`` (so it is
     validated, and fields it omits take that class's defaults, not the profile's).
+
+    ``methods``: the other unlearning methods' hyperparameters, method -> key -> {hparam: value}, the
+    key "default", "<scheme>" or "<scheme>-<dense|sparse>" (merged in that order, the most specific
+    winning); names and values are checked against the method registry (:mod:`advunlearn.methods`).
     """
 
     name: str = "cpu"
@@ -214,6 +221,7 @@ class Profile(_Checked):
     attacker: AttackerConfig = field(default_factory=AttackerConfig)
     unlearn: Mapping[str, UnlearnConfig] = field(default_factory=dict)  # keys: "random-dense" ...
     max_train: int | None = None    # subsample the training pool (CPU profiles on big datasets)
+    methods: Mapping[str, Mapping[str, Mapping]] = field(default_factory=dict)  # method -> key -> hparams
 
     def __post_init__(self):
         check_choice("model", self.model, MODELS)
@@ -234,6 +242,9 @@ class Profile(_Checked):
                                              for k, v in unlearn.items()})
         if self.max_train is not None:  # make_splits needs at least one forget and one retain sample
             self._check("max_train", 2, integer=True)
+        from .methods import check_profile_methods  # the registry imports this module
+
+        object.__setattr__(self, "methods", check_profile_methods(self.methods))
 
     def unlearn_for(self, scheme: str, sparsity: float) -> UnlearnConfig:
         check_choice("scheme", scheme, SCHEMES)
@@ -361,13 +372,74 @@ def _profiles() -> dict[str, dict[str, dict]]:
 PROFILES = _profiles()
 
 
-def get_profile(name: str, dataset: str, **overrides: Any) -> Profile:
-    """The profile ``name`` resolved for ``dataset``, with optional field overrides."""
+def get_profile(name: str, dataset: str, tuned_dir: str | os.PathLike | None = None, **overrides: Any) -> Profile:
+    """The profile ``name`` resolved for ``dataset``: its built-in values, then the frozen tuned values
+    of :func:`load_tuned` (if that file exists), then ``overrides`` (field values)."""
     check_choice("profile", name, PROFILE_NAMES)
     check_choice("dataset", dataset, DATASETS)
     p = PROFILES[name]
-    d = {**p["default"], **p.get(dataset, {}), **overrides, "name": name}
+    d = {**p["default"], **p.get(dataset, {}), "name": name}
+    tuned = load_tuned(name, dataset, tuned_dir)
+    if tuned:
+        d = _with_tuned(Profile.from_dict(d, where=f"profile {name!r}"), tuned)
+    d = {**d, **overrides, "name": name}
     return Profile.from_dict(d, where=f"profile {name!r}")
+
+
+# Frozen tuned hyperparameters: <dir>/<profile>-<dataset>.json, written by the tuning tool.
+TUNED_DIR = Path(__file__).resolve().parent / "tuned"
+TUNED_KEYS = tuple(f"{s}-{d}" for s in SCHEMES for d in ("dense", "sparse"))
+
+
+def tuned_path(profile: str, dataset: str, tuned_dir: str | os.PathLike | None = None) -> Path:
+    """Where the tuned values of (profile, dataset) live: ``tuned_dir``, else ``$ADVUNLEARN_TUNED_DIR``,
+    else ``advunlearn/tuned/``; the file is ``<profile>-<dataset>.json``."""
+    folder = tuned_dir if tuned_dir is not None else os.environ.get("ADVUNLEARN_TUNED_DIR") or TUNED_DIR
+    return Path(folder) / f"{profile}-{dataset}.json"
+
+
+def load_tuned(profile: str, dataset: str, tuned_dir: str | os.PathLike | None = None) -> dict:
+    """The frozen tuned values ``{"<scheme>-<dense|sparse>": {"<method>": {hparam: value}}}`` of
+    (profile, dataset), or {} when there is no such file.  Method and hyperparameter names and values
+    are checked when the profile is built."""
+    path = tuned_path(profile, dataset, tuned_dir)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"tuned values {path}: not readable JSON ({e})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"tuned values {path}: must be an object {{\"<scheme>-<dense|sparse>\": "
+                          "{\"<method>\": {hparam: value}}}")
+    for key, by_method in data.items():
+        if key not in TUNED_KEYS:
+            raise ConfigError(f"tuned values {path}: unknown key {key!r}; allowed keys: {list(TUNED_KEYS)}")
+        if not isinstance(by_method, Mapping) or not all(isinstance(v, Mapping) for v in by_method.values()):
+            raise ConfigError(f"tuned values {path}: {key!r} must map method names to {{hparam: value}}")
+    return data
+
+
+def _with_tuned(prof: Profile, tuned: Mapping) -> dict:
+    """``prof``'s fields with the tuned values merged in: Ours' (and its ablation's) into ``unlearn``
+    at the tuned key, every other method's into ``methods[method][key]``."""
+    from .methods import get
+
+    unlearn = dict(prof.unlearn)
+    methods = {m: {k: dict(v) for k, v in by_key.items()} for m, by_key in prof.methods.items()}
+    for key, by_method in tuned.items():
+        scheme, density = key.split("-")
+        for m, hp in by_method.items():
+            spec = get(m)
+            if getattr(spec.module, "PROFILE_FIELD", None) == "unlearn":
+                if spec.fixed:
+                    raise ConfigError(f"tuned values [{key!r}][{m!r}]: {m!r} is a variant of a method whose "
+                                      f"values live in the profile's unlearn settings; tune that method instead")
+                base = unlearn.get(key) or prof.unlearn_for(scheme, 0.5 if density == "sparse" else 0.0)
+                unlearn[key] = base.updated(**hp)
+            else:
+                methods.setdefault(m, {}).setdefault(key, {}).update(hp)
+    return {**{f.name: getattr(prof, f.name) for f in fields(prof)}, "unlearn": unlearn, "methods": methods}
 
 
 def profile_to_dict(p: Profile) -> dict:
@@ -379,5 +451,5 @@ def profile_to_dict(p: Profile) -> dict:
 __all__ = [
     "ConfigError", "TrainConfig", "UnlearnConfig", "AttackerConfig", "Profile", "get_profile",
     "profile_to_dict", "DATASETS", "MODELS", "SCHEMES", "PROFILE_NAMES", "PAPER_UNLEARN",
-    "check_choice", "check_range", "replace",
+    "check_choice", "check_range", "replace", "load_tuned", "tuned_path", "TUNED_DIR",
 ]

@@ -24,6 +24,8 @@ from .train import accuracy, fit, resolve_device
 # The artifact store: the notebooks' default (../results/store from notebooks/) seen from the repo root,
 # so the command line and the notebooks share one store.
 DEFAULT_RESULTS = os.environ.get("ADVUNLEARN_RESULTS", "results/store")
+# Retrain replica r > 0 draws its initialisation and batch order from seed + 10,000 + r x this step.
+REPLICA_SEED_STEP = 1_000_003
 
 
 @dataclass
@@ -77,14 +79,17 @@ class Experiment:
     def _signature(self, model) -> dict:
         return model_signature(model, self.dataset)
 
-    def _trained(self, kind: str, key: dict, indices: torch.Tensor, masks=None, init_seed=None) -> tuple[Classifier, dict]:
-        """Train (or load) a model on ``indices`` with the pretraining recipe; optional OMP masks."""
+    def _trained(self, kind: str, key: dict, indices: torch.Tensor, masks=None, init_seed=None,
+                 order_seed=None) -> tuple[Classifier, dict]:
+        """Train (or load) a model on ``indices`` with the pretraining recipe; optional OMP masks.
+        ``init_seed`` seeds the initialisation, ``order_seed`` the batch order (default: ``seed``)."""
 
         def compute(d: Path):
             model = self.new_model(init_seed)
             if masks is not None:
                 apply_masks(model, masks)
-            info = fit(model, self.data, indices, self.prof.pretrain, seed=self.seed, masks=masks,
+            info = fit(model, self.data, indices, self.prof.pretrain,
+                       seed=self.seed if order_seed is None else order_seed, masks=masks,
                        progress=self.progress, desc=kind)
             meta = {**self._signature(model), "kind": kind, "time_s": info["time_s"]}
             save_model(d / "model.safetensors", model, meta)
@@ -149,14 +154,22 @@ class Experiment:
     def masks(self, model) -> dict | None:
         return masks_from_model(model) if self.sparsity > 0 else None
 
-    def retrain(self) -> tuple[Classifier, dict]:
-        """The gold standard: fresh init trained on D_r with the pretraining recipe (and θ0's mask if sparse)."""
+    def retrain(self, replica: int = 0) -> tuple[Classifier, dict]:
+        """The gold standard: fresh init trained on D_r with the pretraining recipe (and θ0's mask if sparse).
+
+        ``replica`` > 0: an independent Retrain on the same split (another initialisation and batch
+        order, the same recipe), for the seed-to-seed noise floor of every metric."""
+        replica = check_range("replica", replica, 0, integer=True)
         masks = None
         if self.sparsity > 0:
             orig, _ = self.original()
             masks = masks_from_model(orig)
         key = {**self.forget_key(), **self.model_key(), "what": "retrain"}
-        return self._trained("retrain", key, self.splits.retain, masks=masks, init_seed=self.seed + 10_000)
+        if replica == 0:
+            return self._trained("retrain", key, self.splits.retain, masks=masks, init_seed=self.seed + 10_000)
+        other = self.seed + 10_000 + REPLICA_SEED_STEP * replica
+        return self._trained("retrain", {**key, "replica": replica}, self.splits.retain, masks=masks,
+                             init_seed=other, order_seed=other)
 
     def accuracies(self, model) -> dict[str, float]:
         s = self.splits

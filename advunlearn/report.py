@@ -7,7 +7,8 @@ A *result record* is a JSON object (one per file, or a list of them per file) wi
 ``scheme``         "random" or "class"
 ``sparsity``       0 for dense, e.g. 0.95 for the 95%-sparse (OMP) model
 ``seed``           int; seeds are the repetitions averaged in each cell
-``method``         "retrain", "ft", "ga", "ff", "iu", "ours", "ours_no_vss" (others are listed last)
+``method``         a registered method (:mod:`advunlearn.methods`; rows in registry order, labelled by it;
+                   unregistered names are listed last, as they are)
 ``variant``        optional; ``method="ours", variant="no_vss"`` is the same as ``"ours_no_vss"``
 ``UA`` ``RA``      percent (UA = 100 − accuracy on D_f, RA on D_r, TA on D_t)
 ``TA``
@@ -45,10 +46,36 @@ from typing import Iterable, Mapping, Sequence
 from .metrics import DISPARITY_KEYS, avg_disparity
 
 REQUIRED = ("dataset", "scheme", "sparsity", "seed", "method", "UA", "RA", "TA", "MIA_efficacy")
-TABLE1_METHODS = ("retrain", "ft", "ga", "ff", "iu", "ours")
-TABLE2_METHODS = ("retrain", "ours", "ours_no_vss")
-METHOD_LABELS = {"retrain": "Retrain", "ft": "FT", "ga": "GA", "ff": "FF", "iu": "IU", "ours": "Ours",
-                 "ours_no_vss": "Ours (No V_ss)"}
+
+
+def table1_methods() -> tuple[str, ...]:
+    """Table 1's rows: the registered methods that list ``table1``, in registry order."""
+    from .methods import names
+
+    return names("table1")
+
+
+def table2_methods() -> tuple[str, ...]:
+    """Table 2's rows (the V_ss ablation): the registered methods that list ``table2``."""
+    from .methods import names
+
+    return names("table2")
+
+
+def method_order() -> tuple[str, ...]:
+    """Every registered method in registry order (the order of rows, bars and curves)."""
+    from .methods import names
+
+    return names()
+
+
+def method_label(method: str) -> str:
+    """A method's row label from the registry (an unregistered name as it is)."""
+    from .methods import label
+
+    return label(method)
+
+
 DATASET_LABELS = {"digits": "Digits", "fashion-mnist": "Fashion-MNIST", "cifar10": "Cifar-10",
                   "cifar100": "Cifar-100"}
 SCHEME_LABELS = {"random": "Random Forgetting", "class": "Class-wise Forgetting"}
@@ -284,13 +311,15 @@ def _label(d: Mapping, key: str) -> str:
     return d.get(key, key)
 
 
-def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: Sequence[str] = TABLE1_METHODS,
+def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: Sequence[str] | None = None,
                 title: str | None = None, extra_methods: bool = True) -> Table:
-    """One table for (dataset, scheme): rows ``methods`` (in order, those present), then other methods.
+    """One table for (dataset, scheme): rows ``methods`` (default: Table 1's; in order, those present),
+    then methods the registry does not know.
 
     Columns: UA, MIA-Efficacy, RA, TA, Avg. Disparity, Disparity of Means, each per sparsity found
     (Dense first), and Run Time min. (dense run time, else the lowest sparsity's).
     """
+    methods = table1_methods() if methods is None else methods
     summ = summarize(records)
     keys = [k for k in summ if k[0] == dataset and k[1] == scheme]
     if not keys:
@@ -299,7 +328,7 @@ def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: 
     present = {k[3] for k in keys}
     rows_m = [m for m in methods if m in present]
     if extra_methods:
-        rows_m += sorted(present - set(methods) - set(TABLE1_METHODS) - set(TABLE2_METHODS))
+        rows_m += sorted(present - set(methods) - set(method_order()))
     metrics = (*DISPARITY_KEYS, "disparity", "disparity_of_means")
     groups = [(METRIC_LABELS[k], [sparsity_label(s) for s in sps]) for k in metrics]
     groups.append(("Run Time min.", [""]))
@@ -313,7 +342,7 @@ def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: 
         rt = next((summ[(dataset, scheme, s, m)]["run_time_min"] for s in sps
                    if (dataset, scheme, s, m) in summ and summ[(dataset, scheme, s, m)]["run_time_min"].n), Stat())
         cells.append(rt.cell())
-        rows.append((_label(METHOD_LABELS, m), cells))
+        rows.append((method_label(m), cells))
     ttl = title or f"{_label(DATASET_LABELS, dataset)} {_label(SCHEME_LABELS, scheme)}"
     note = ("Mean ± sample std over seeds; Avg. Disparity per seed against that seed's Retrain, then "
             "averaged; Disparity of Means: the Avg. Disparity of the mean row against Retrain's mean row "
@@ -329,25 +358,26 @@ def _settings(records: Sequence[dict]) -> list[tuple[str, str]]:
 
 
 def table1(records: Iterable[Mapping]) -> list[Table]:
-    """Table 1: one table per (dataset, scheme), rows Retrain, FT, GA, FF, IU, Ours (those present)."""
+    """Table 1: one table per (dataset, scheme), rows the registry's Table 1 methods (those present)."""
     recs = _dedupe(records)
     out = []
     for ds, sc in _settings(recs):
         methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
-        if methods - {"ours_no_vss"}:
-            out.append(build_table(recs, ds, sc, TABLE1_METHODS, title=f"Table 1: {_label(DATASET_LABELS, ds)} "
+        if methods - (set(method_order()) - set(table1_methods())):
+            out.append(build_table(recs, ds, sc, table1_methods(), title=f"Table 1: {_label(DATASET_LABELS, ds)} "
                                                                        f"{_label(SCHEME_LABELS, sc)}"))
     return out
 
 
 def table2(records: Iterable[Mapping]) -> list[Table]:
-    """Table 2 (V_ss ablation): Retrain, Ours, Ours (No V_ss) for every setting that has the ablation."""
+    """Table 2 (V_ss ablation): the registry's Table 2 methods (Retrain, Ours, Ours (No V_ss), ...) for
+    every setting that has the ablation."""
     recs = _dedupe(records)
     out = []
     for ds, sc in _settings(recs):
         methods = {method_key(r) for r in recs if r["dataset"] == ds and r["scheme"] == sc}
         if "ours_no_vss" in methods:
-            out.append(build_table(recs, ds, sc, TABLE2_METHODS, extra_methods=False,
+            out.append(build_table(recs, ds, sc, table2_methods(), extra_methods=False,
                                    title=f"Table 2: V_ss ablation, {_label(DATASET_LABELS, ds)} "
                                          f"{_label(SCHEME_LABELS, sc)}"))
     return out
@@ -393,7 +423,7 @@ def strong_table(records: Iterable[Mapping]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["dataset"], r["scheme"], r["sparsity"], method_key(r)), []).append(r)
-    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+    order = list(method_order())
 
     def sort_key(k):
         ds, sc, sp, m = k
@@ -417,7 +447,7 @@ def strong_table(records: Iterable[Mapping]) -> str:
             st = Stat([v for v in (value(r, attack, key) for r in groups[k]) if v is not None])
             cells.append(st.cell(3 if key == "auc" else 2, ci=True))
         setting = f"{_label(DATASET_LABELS, ds)} {sc} {sparsity_label(sp)}"
-        lines.append("| " + " | ".join([setting, _label(METHOD_LABELS, m), *cells]) + " |")
+        lines.append("| " + " | ".join([setting, method_label(m), *cells]) + " |")
     lines += ["", "AUC in [0, 1]; TPR in percent; mean ± half-width of the 95% confidence interval over seeds "
               "(Student t). The target is Retrain's value; Retrain's own interval is the noise floor."]
     return "\n".join(lines) + "\n"
@@ -436,7 +466,7 @@ def figure2_data(records: Iterable[Mapping], dataset: str, scheme: str, sparsity
         for a in ATTACK_LABELS:
             if a in r["mia"] and r["mia"][a] is not None:
                 d[a].values.append(float(r["mia"][a]))
-    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+    order = list(method_order())
     return dict(sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
@@ -455,11 +485,11 @@ def figure2(records: Iterable[Mapping], dataset: str, scheme: str, sparsity: flo
     for m, stats in data.items():
         is_rt = m == "retrain"
         fig.add_bar(
-            name=_label(METHOD_LABELS, m), x=x, y=[stats[a].mean for a in ATTACK_LABELS],
+            name=method_label(m), x=x, y=[stats[a].mean for a in ATTACK_LABELS],
             error_y=dict(type="data", array=[stats[a].std for a in ATTACK_LABELS], visible=True),
             marker=dict(color="#444444" if is_rt else None, pattern_shape="/" if is_rt else "",
                         line=dict(color="black", width=1.5 if is_rt else 0)),
-            hovertemplate="%{x}: %{y:.2f}%<extra>" + _label(METHOD_LABELS, m) + "</extra>")
+            hovertemplate="%{x}: %{y:.2f}%<extra>" + method_label(m) + "</extra>")
     fig.update_layout(
         barmode="group", template="plotly_white", yaxis_title="MIA efficacy on D_f (%)", yaxis_range=[0, 105],
         title=f"MIA robustness: {_label(DATASET_LABELS, dataset)} {_label(SCHEME_LABELS, scheme)}, "
@@ -544,12 +574,12 @@ def _strong_parts(records: Sequence[dict]):
     except ImportError:
         return md, _markdown_table_html(md) + '<p class="note">plotly is not installed: the ROC figure was not drawn.</p>', []
     settings = sorted({(r["dataset"], r["scheme"], r["sparsity"]) for r in recs})
-    order = [*TABLE1_METHODS, *TABLE2_METHODS[2:]]
+    order = list(method_order())
     figs = []
     for ds, sc, sp in settings:
         here = [r for r in recs if (r["dataset"], r["scheme"], r["sparsity"]) == (ds, sc, sp)]
         seed = min(r["seed"] for r in here)
-        reps = {_label(METHOD_LABELS, method_key(r)): r["strong"]["lira_fixed"]
+        reps = {method_label(method_key(r)): r["strong"]["lira_fixed"]
                 for r in sorted(here, key=lambda r: order.index(method_key(r)) if method_key(r) in order else 99)
                 if r["seed"] == seed and isinstance(r["strong"].get("lira_fixed"), Mapping)
                 and "roc" in r["strong"]["lira_fixed"]}
@@ -635,7 +665,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     return written
 
 
-__all__ = ["REQUIRED", "TABLE1_METHODS", "TABLE2_METHODS", "METHOD_LABELS", "Table", "Stat", "method_key",
+__all__ = ["REQUIRED", "table1_methods", "table2_methods", "method_order", "method_label", "Table", "Stat", "method_key",
            "validate_record", "make_record", "load_records", "summarize", "build_table", "table1", "table2",
            "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label",
            "strong_table", "STRONG_ATTACKS"]

@@ -7,7 +7,9 @@ flat JSON-able dict::
     {"dataset", "scheme", "sparsity", "seed", "profile", "model", "forget_class", "method",
      "UA", "RA", "TA", "VA", "MIA_efficacy", "run_time_s", "mia": {...}, "hparams": {...}}
 
-which :func:`advunlearn.report.build_report` turns into Table 1, Table 2 and Figure 2.
+which :func:`advunlearn.report.build_report` turns into Table 1, Table 2 and Figure 2.  The methods
+are those of the registry (:mod:`advunlearn.methods`); a result's store key holds its resolved
+hyperparameters, so a change of a profile's or a tuned value is never served a stale result.
 """
 
 from __future__ import annotations
@@ -19,22 +21,34 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .config import ConfigError, UnlearnConfig, check_choice
+from . import methods as M
+from .config import ConfigError, UnlearnConfig
 from .experiment import Experiment
 from .store import atomic_write_json, load_model, load_state, read_json, save_model, save_state
 
-BASELINES = ("retrain", "ft", "ga", "ff", "iu")
-OURS = ("ours", "ours_no_vss")
-ALL_METHODS = BASELINES + OURS
-DEFAULT_METHODS = ALL_METHODS
+
+def __getattr__(name: str):
+    """The method lists, read from the registry when asked (a method registered later is included):
+    ``ALL_METHODS``/``DEFAULT_METHODS`` (every registered method), ``OURS`` (Ours and its variants),
+    ``BASELINES`` (the others) and ``RESULT_VERSION`` (method -> its module's VERSION)."""
+    if name in ("ALL_METHODS", "DEFAULT_METHODS"):
+        return M.names()
+    if name == "OURS":
+        return _ours_names()
+    if name == "BASELINES":
+        return tuple(m for m in M.names() if m not in _ours_names())
+    if name == "RESULT_VERSION":
+        return M.versions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# A method's entry goes up when its code changes what it computes, so a store does not hand back
-# results of the older code (they are part of the store keys).  ours 2: D_r-only BatchNorm
-# statistics in the defender step, attacker pretrained on the loop part of D_v, run time without the
-# records.  ff 2: the last layer's variance x10 and the class-wise row reset of the reference code.
-RESULT_VERSION = {"ours": 2, "ours_no_vss": 2, "ff": 2}
-# The same for the strong-attack evaluation. 2: RMIA's population is the held-out part of D_v, its
+def _ours_names() -> tuple[str, ...]:
+    from .methods import ours
+
+    return tuple(n for n, s in M.REGISTRY.items() if s.module is ours)
+
+
+# The strong-attack evaluation's version (in its store keys). 2: RMIA's population is the held-out part of D_v, its
 # ties are broken by ratio(x), and the attacks read fp32 logits on every device.
 STRONG_VERSION = 2
 
@@ -89,7 +103,7 @@ def unlearn_ours(exp: Experiment, cfg: UnlearnConfig | None = None, *, vss: bool
         cfg = cfg.updated(beta=0.0)
     original, _ = exp.original()
     key = {**exp.forget_key(), **exp.model_key(), "attacker": exp.prof.attacker.to_dict(), "unlearn": cfg.to_dict(),
-           "v": RESULT_VERSION["ours"]}
+           "v": M.get("ours").version}
 
     def compute(d: Path):
         t0 = time.perf_counter()
@@ -129,14 +143,9 @@ def _sig(exp, model):
 
 
 def run_method(exp: Experiment, method: str, **overrides):
-    """(model, info) for one method; ``overrides`` go to the baseline or to the UnlearnConfig."""
-    check_choice("method", method, ALL_METHODS)
-    if method in OURS:
-        model, info, _ = unlearn_ours(exp, unlearn_config(exp, **overrides), vss=method == "ours")
-        return model, info
-    from .baselines import run_baseline
-
-    return run_baseline(method, exp, **overrides)
+    """(model, info) for one registered method; ``overrides`` are hyperparameters (see
+    :func:`advunlearn.methods.resolve_hparams`)."""
+    return M.run_method(exp, method, **overrides)
 
 
 def record_base(exp: Experiment) -> dict:
@@ -149,12 +158,12 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
     """The evaluated result record of ``method`` (computed once, then read from the store)."""
     from .metrics import evaluate
 
-    overrides = overrides or {}
-    key = {**exp.forget_key(), **exp.model_key(), "method": method, "overrides": overrides,
-           "profile": _profile_key(exp, method), "strong": strong_eval and STRONG_VERSION, "v": RESULT_VERSION.get(method, 1)}
+    hparams = M.resolve_hparams(exp, method, overrides)  # checked before any work
+    key = {**exp.forget_key(), **exp.model_key(), **M.store_key(exp, method, hparams),
+           "strong": strong_eval and STRONG_VERSION}
 
     def compute(d: Path):
-        model, info = run_method(exp, method, **overrides)
+        model, info = run_method(exp, method, **(overrides or {}))
         rec = {**record_base(exp), "method": method, **evaluate(model, exp, info.get("run_time_s")),
                "hparams": info.get("hparams", {})}
         if "attacker" in info:
@@ -166,17 +175,6 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
 
     rec, _ = exp.store.cached("result", key, compute, lambda d: read_json(d / "result.json"))
     return rec
-
-
-def _profile_key(exp: Experiment, method: str) -> dict:
-    p = exp.prof
-    if method in OURS:
-        return {"attacker": p.attacker.to_dict(), "unlearn": unlearn_config(exp).to_dict()}
-    if method == "ft":
-        return {"finetune": p.finetune.to_dict()}
-    if method == "ga":
-        return {"ga": p.ga.to_dict()}
-    return {"pretrain": p.pretrain.to_dict()}
 
 
 def strong_evaluation(model, exp: Experiment, n_refs: int = 4) -> dict:
@@ -206,23 +204,27 @@ def fresh_attacker(model, exp: Experiment) -> dict:
     return {"train_report": rep, "forget_vs_val": ev}
 
 
-def run_experiment(exp: Experiment, methods: Sequence[str] = DEFAULT_METHODS, *, strong_eval: bool = False,
+def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, strong_eval: bool = False,
                    ours_overrides: dict | None = None, out: str | Path | None = None,
                    log: Callable[[str], None] | None = print) -> list[dict]:
-    """Run and evaluate ``methods`` on ``exp``; write the records to ``out`` (JSON) if given.
+    """Run and evaluate ``methods`` (default: every registered method) on ``exp``; write the records to
+    ``out`` (JSON) if given.
 
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
     """
     if ours_overrides:
-        unlearn_config(exp, **ours_overrides)  # validate before any work
-    for m in methods:
-        check_choice("method", m, ALL_METHODS)
-    if not methods:
-        raise ConfigError(f"methods is empty; choose from {', '.join(ALL_METHODS)}")
+        M.resolve_hparams(exp, "ours", ours_overrides)  # validate before any work, even without Ours
+    methods = M.names() if methods is None else methods
+    if len(methods) == 0:
+        raise ConfigError(f"methods is empty; choose from {', '.join(M.names())}")
+    M.check_names(list(methods))
+    ours = _ours_names()
+    for m in methods:  # every method's hyperparameters, checked before any work
+        M.resolve_hparams(exp, m, ours_overrides if m in ours else None)
     recs = []
     for m in methods:
         t0 = time.perf_counter()
-        rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in OURS else None)
+        rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
         recs.append(rec)
         if log:
             log(f"  {m:12s} UA {rec['UA']:6.2f}  MIA {rec['MIA_efficacy']:6.2f}  RA {rec['RA']:6.2f}  "
@@ -246,4 +248,4 @@ def records_markdown(recs: Sequence[dict]) -> str:
 
 
 __all__ = ["run_experiment", "records_markdown", "evaluate_method", "unlearn_ours", "pretrained_attacker", "run_method",
-           "unlearn_config", "ALL_METHODS", "BASELINES", "OURS", "strong_evaluation", "fresh_attacker"]
+           "unlearn_config", "strong_evaluation", "fresh_attacker"]

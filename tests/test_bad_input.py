@@ -159,10 +159,10 @@ def test_public_functions(digits, tmp_path):
     for fn, needle in cases:
         with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
             fn()
-    from advunlearn.baselines import run_baseline
+    from advunlearn.methods import run_method
 
     with pytest.raises(ConfigError, match="method='sgd'"):
-        run_baseline("sgd", None)
+        run_method(None, "sgd")
 
 
 def test_checkpoint_of_another_architecture_and_truncated(tmp_path):

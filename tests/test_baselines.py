@@ -1,4 +1,4 @@
-"""Baselines: Retrain, FT, GA, FF, IU behave as their definitions say, on digits (CPU, seconds)."""
+"""The paper's baselines: Retrain, FT, GA, FF, IU behave as their definitions say, on digits (CPU, seconds)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from advunlearn import baselines as B
-from advunlearn.baselines import METHODS, run_baseline, search_alpha
 from advunlearn.config import ConfigError
+from advunlearn.methods import _common as C
+from advunlearn.methods import ff as FF
+from advunlearn.methods import iu as IU
+from advunlearn.methods import run_method
+
+
+def run_baseline(name, exp, **hparams):
+    return run_method(exp, name, **hparams)
 from advunlearn.prune import masks_from_model, prunable, sparsity_of
 from advunlearn.train import accuracy, predict
 
@@ -67,17 +73,16 @@ def retrain_calls(exp_class):
 
 # ---- interface -----------------------------------------------------------------------------------
 def test_unknown_method_and_option(exp_class):
-    assert METHODS == ("retrain", "ft", "ga", "ff", "iu")
     with pytest.raises(ConfigError, match="method.*'retrain'.*'iu'"):
-        run_baseline("scrub", exp_class)
-    with pytest.raises(ConfigError, match="unknown option.*allowed"):
+        run_baseline("sgd", exp_class)
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter.*'alpah'.*allowed: \['alpha'"):
         run_baseline("ff", exp_class, alpah=1e-8)
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown hyperparameter"):
         run_baseline("retrain", exp_class, epochs=3)
     with pytest.raises(ConfigError, match="lr"):
         run_baseline("ft", exp_class, lr=-1.0)
-    with pytest.raises(ConfigError, match="method"):
-        search_alpha("ft", exp_class)
+    with pytest.raises(ConfigError, match="grid"):      # α is a hyperparameter now, never searched
+        run_baseline("ff", exp_class, grid=[1e-8])
 
 
 # ---- Retrain --------------------------------------------------------------------------------------
@@ -95,6 +100,7 @@ def test_retrain_never_saw_forget_set(exp_class, retrain_calls):
     assert accuracy(model, exp_class.data, s.retain) > 97
     _, meta = exp_class.retrain()
     assert info["method"] == "retrain" and info["run_time_s"] == pytest.approx(meta["time_s"])
+    assert info["hparams"]["replica"] == 0
 
 
 # ---- FT / GA ----------------------------------------------------------------------------------
@@ -153,7 +159,7 @@ def test_ff_noise_grows_with_alpha_and_resets_the_forgotten_row(exp_class):
         assert 0.5 < float(row.std()) / 1e-3 ** 0.5 < 1.5
     torch.testing.assert_close(m1.fc.weight[c], m2.fc.weight[c])  # α-independent: the same draw
     assert float((m1.fc.weight[c] - theta0.fc.weight[c]).detach().abs().max()) > 0
-    assert i1["hparams"]["alpha"] == 1e-8 and i1["hparams"]["alpha_searched"] is False
+    assert i1["hparams"]["alpha"] == 1e-8 and "alpha_searched" not in i1["hparams"]
     assert i1["hparams"]["fisher_samples"] == 200
     # another noise seed gives another draw
     m3, _ = run_baseline("ff", exp_class, alpha=1e-8, max_samples=200, noise_seed=123)
@@ -167,52 +173,13 @@ def test_ff_random_forgetting_resets_no_row(exp_random):
     assert _dist(m2, theta0) / _dist(m1, theta0) == pytest.approx(10.0, rel=1e-3)
 
 
-def _naive_fisher(model, x):
-    """Σ_c p_c (∂ log p_c / ∂θ)², averaged over samples, with one autograd call per (sample, class)."""
-    model.eval()
-    acc = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
-    for i in range(len(x)):
-        logp = model(x[i:i + 1]).log_softmax(-1)[0]
-        p = logp.exp().detach()
-        for c in range(len(logp)):
-            gs = torch.autograd.grad(logp[c], list(model.parameters()), retain_graph=True)
-            for (n, _), g in zip(model.named_parameters(), gs):
-                acc[n] += p[c] * g ** 2
-    return {n: a / len(x) for n, a in acc.items()}
-
-
-def _toy_data(n=12, k=4, seed=0):
-    from advunlearn.data import Dataset
-
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 8, 8, generator=g)
-    y = torch.randint(k, (n,), generator=g)
-    return Dataset("digits", x, y, n, k)
-
-
-def test_fisher_diagonal_matches_naive_loop_with_batchnorm():
-    from advunlearn.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("cnn", 4, 1, 8)
-    model.train()
-    with torch.no_grad():  # non-trivial running statistics, so eval-mode BN matters
-        for _ in range(3):
-            model(torch.randn(16, 1, 8, 8) * 2 + 0.5)
-    data = _toy_data()
-    F = B.fisher_diagonal(model, data, torch.arange(len(data.y)), chunk_size=5)
-    ref = _naive_fisher(model, data.x)
-    for n in ref:
-        assert torch.allclose(F[n], ref[n], rtol=1e-4, atol=1e-9), n
-
-
 def test_ff_noise_std_caps_and_masks():
     from advunlearn.models import build_model
 
     model = build_model("mlp", 3, 1, 2)
     zero = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     mask = {n: torch.rand(p.shape) > 0.5 for n, p in prunable(model).items()}
-    std = B.ff_noise_std(model, zero, mask, row_mean=False, bias_scale=10.0)
+    std = FF.ff_noise_std(model, zero, mask, row_mean=False, bias_scale=10.0)
     w = "encoder.1.weight"
     assert torch.allclose(std[w][mask[w]], torch.full_like(std[w][mask[w]], 1e3 ** 0.5))   # cap 1e3
     assert (std[w][~mask[w]] == 0).all()                                                    # pruned: no noise
@@ -221,7 +188,7 @@ def test_ff_noise_std_caps_and_masks():
     assert torch.allclose(std["fc.bias"], torch.full_like(std["fc.bias"], 1e3 ** 0.5))
     assert torch.allclose(std["encoder.1.bias"], torch.full_like(std["encoder.1.bias"], 1e4 ** 0.5))  # 1-D: x10
     big = {n: torch.full_like(p, 1e6) for n, p in model.named_parameters()}
-    assert B.ff_noise_std(model, big)["encoder.1.weight"].max() < 1e-2                     # 1/(F+1e-8) uncapped
+    assert FF.ff_noise_std(model, big)["encoder.1.weight"].max() < 1e-2                     # 1/(F+1e-8) uncapped
 
 
 # ---- IU -----------------------------------------------------------------------------------------
@@ -245,23 +212,33 @@ def test_woodfisher_ihvp_is_the_sherman_morrison_inverse():
         calls.append(i)
         return G[2 * i:2 * i + 2]
 
-    held = B.woodfisher_ihvp(chunk, 4, v, m, lam)
+    held = IU.woodfisher_ihvp(chunk, 4, v, m, lam)
     assert torch.allclose(held, expect, rtol=1e-4, atol=1e-5)
     assert sorted(calls) == [0, 1, 2, 3]                                 # each block computed once
     for r in (1, 2, 3):                                                  # out of core: r blocks held
         info = {}
-        streamed = B.woodfisher_ihvp(chunk, 4, v, m, lam, max_held_chunks=r, info=info)
+        streamed = IU.woodfisher_ihvp(chunk, 4, v, m, lam, max_held_chunks=r, info=info)
         assert torch.allclose(streamed, expect, rtol=1e-4, atol=1e-5), r
         assert info["chunk_passes"] == {1: 4 + 6 + 4, 2: 4 + 2 + 4, 3: 4 + 1 + 4}[r]
     info = {}
-    B.woodfisher_ihvp(chunk, 4, v, m, 0.1, relative=True, info=info)
+    IU.woodfisher_ihvp(chunk, 4, v, m, 0.1, relative=True, info=info)
     assert info["lambda"] == pytest.approx(0.1 * float((G ** 2).sum()) / m, rel=1e-5)
+
+
+def test_ff_and_iu_alpha_is_a_hyperparameter(exp_class):
+    import advunlearn.methods as M
+
+    for m in ("ff", "iu"):
+        spec = M.get(m)
+        assert spec.space["alpha"][0] == "log"
+        model, info = run_baseline(m, exp_class, **({"max_samples": 100} if m == "ff" else {"n_samples": 100}))
+        assert info["hparams"]["alpha"] == spec.defaults["alpha"]
 
 
 def test_iu_moves_away_from_forget_set(exp_class):
     theta0, _ = exp_class.original()
     s = exp_class.splits
-    assert B.influence_direction.__kwdefaults__["n_samples"] == 1000      # WoodFisher's ~1,000 gradients
+    assert IU.influence_direction.__kwdefaults__["n_samples"] == 1000      # WoodFisher's ~1,000 gradients
     m1, i1 = run_baseline("iu", exp_class, alpha=0.01, n_samples=300)
     m2, i2 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300)
     d1, d2 = _dist(m1, theta0), _dist(m2, theta0)
@@ -275,32 +252,6 @@ def test_iu_moves_away_from_forget_set(exp_class):
     m3, i3 = run_baseline("iu", exp_class, alpha=0.03, n_samples=300, grad_memory_gb=1e-3, chunk_size=128)
     assert i3["hparams"]["hold_gradients"] is False and i3["hparams"]["chunk_passes"] > 3
     assert _dist(m3, m2) < 1e-3 * d2
-
-
-def test_alpha_search_picks_the_best_scored_alpha(exp_class):
-    grid = [100.0, 1e-4, 3e-2, 0.13]
-    alpha, scores = search_alpha("iu", exp_class, grid=grid, n_samples=300)
-    assert [r["alpha"] for r in scores] == sorted(grid)
-    best = min(scores, key=lambda r: r["score"])
-    assert alpha == best["alpha"]
-    assert {"val_acc", "UA", "RA", "score"} <= set(scores[0])
-    # α = 1e-4 barely moves θ0 (UA ≈ 0 against Retrain's 100); α = 100 wrecks the model; neither wins.
-    assert alpha in (3e-2, 0.13)
-    model, info = run_baseline("iu", exp_class, grid=grid, n_samples=300)
-    assert info["hparams"]["alpha"] == alpha and info["hparams"]["alpha_searched"] is True
-    assert info["hparams"]["search_scores"] == scores
-    with pytest.raises(ConfigError, match="grid"):
-        search_alpha("ff", exp_class, grid=[])
-
-
-def test_ff_search_reports_alpha(exp_class):
-    grid = [1e-9, 1e-6, 1e-3]
-    model, info = run_baseline("ff", exp_class, grid=grid, max_samples=150)
-    hp = info["hparams"]
-    assert hp["alpha_searched"] is True and hp["alpha"] in grid
-    assert min(r["score"] for r in hp["search_scores"]) == next(r["score"] for r in hp["search_scores"]
-                                                                if r["alpha"] == hp["alpha"])
-    assert info["run_time_s"] > 0 and hp["search_time_s"] >= 0
 
 
 # ---- sparse models ----------------------------------------------------------------------------

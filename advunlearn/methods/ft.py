@@ -1,0 +1,43 @@
+"""FT: fine-tuning on the retain set (Warnecke et al. 2023; as in Jia et al., NeurIPS 2023).
+
+θ_u = θ_o − η Σ_t ∇θ ℓ_CE(θ_t; D_r): a few epochs of SGD on D_r from θ_o, so the model drifts away
+from what only D_f taught it ("catastrophic forgetting").
+
+Its recipe is a TrainConfig: the profile's ``finetune`` is its profile value (Jia et al.: lr 0.01,
+10 epochs).
+"""
+
+from __future__ import annotations
+
+from ..config import TrainConfig
+from . import _common as C
+
+LABEL = "FT"
+DEFAULTS = TrainConfig(epochs=10, lr=0.01).to_dict()
+SPACE = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
+CHECKS: dict = {}           # TrainConfig checks every field (validate)
+VERSION = 1
+
+
+def validate(hp: dict) -> dict:
+    return C.as_config(TrainConfig, "ft", hp)
+
+
+def profile_values(prof, scheme: str, sparsity: float) -> dict:
+    return prof.finetune.to_dict()
+
+
+def fit_run(name: str, exp, idx, hparams: dict, ascent: bool = False):
+    """FT and GA: :func:`advunlearn.train.fit` from a copy of θ0 on ``idx``."""
+    from ..train import fit
+
+    cfg = TrainConfig.from_dict({**DEFAULTS, **hparams}, where=name)
+    model, masks = C.start(exp)
+    with C.Timer(exp.dev) as t:
+        fit(model, exp.data, idx, cfg, seed=exp.seed, masks=masks, ascent=ascent, progress=exp.progress, desc=name)
+    model.eval()
+    return model, {"run_time_s": t.seconds, "hparams": cfg.to_dict()}
+
+
+def run(exp, **hparams):
+    return fit_run("ft", exp, exp.splits.retain, hparams)
