@@ -72,6 +72,12 @@ def unlearning_figure(records: Sequence[dict], title: str = "Adversarial unlearn
     line("vss", "V_ss, loop batches", *AT["vss"])
     line("vss_eval", "V_ss, held-out pairs", *AT["vss"], line=dict(dash="dot"))
     line("corr_diag_mean", "mean C_ii, held-out pairs", *AT["diag"])
+    # the whole range of C_ii, so noise around 0 is not magnified into a zigzag: 1 would mean
+    # identical features for the paired D_f and D_v samples, 0 unrelated ones
+    diag = [v for v in _series(records, "corr_diag_mean") if v is not None]
+    fig.update_yaxes(range=[min([-0.25, *diag]) - 0.05, 1.1], row=AT["diag"][0], col=AT["diag"][1])
+    fig.add_hline(y=1, line=dict(color="grey", dash="dash"), row=AT["diag"][0], col=AT["diag"][1],
+                  annotation_text="1 = identical", annotation_position="bottom right")
     if records and records[-1].get("corr") is not None and len(records[-1]["corr"]):
         fig.add_trace(go.Heatmap(z=records[-1]["corr"], zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
                                  showscale=True, name="C", colorbar=dict(title="C_ij", len=0.3, y=0.15)), *AT["corr"])
