@@ -41,7 +41,9 @@ from typing import Any
 from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
 from .store import atomic_write_json, config_hash, read_json
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+from .course import notebook_dir
+
+NOTEBOOK_DIR = notebook_dir()  # the source tree's notebooks/, or the installed package's copy
 TOP_KEYS = ("name", "notebook", "timeout", "grid", "params", "results", "report", "description", "backend", "jobs")
 # What each notebook parameter accepts; the batch checks every value before any run starts.
 # Classes per dataset, to check forget_class before any run starts (the loaders check it again).

@@ -176,9 +176,24 @@ def cmd_ulira(a) -> int:
 
 def cmd_batch(a) -> int:
     from .batch import run_batch
+    from .course import config_dir
 
-    return run_batch(a.config, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run,
+    cfg = Path(a.config)
+    if not cfg.exists() and not cfg.parent.name and (config_dir() / f"{cfg.stem}.yaml").is_file():
+        cfg = config_dir() / f"{cfg.stem}.yaml"  # a bare name: the course's own config (demo, course-cpu, ...)
+    return run_batch(cfg, results=a.results, backend=a.backend, address=a.address, dry_run=a.dry_run,
                      jobs=a.jobs)
+
+
+def cmd_notebooks(a) -> int:
+    from .course import copy_course, course_root
+
+    copied = copy_course(a.dir, overwrite=a.overwrite)
+    dest = Path(a.dir)
+    print(f"copied {len(copied)} file(s) from {course_root()} into {dest}"
+          + ("" if a.overwrite else " (existing files kept; --overwrite replaces them)"))
+    print(f"start with: cd {dest / 'notebooks'} && jupyter lab 00_start_here.ipynb")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", default=None, help="local backend: runs side by side, N or auto (default: the config's "
                    "jobs, else auto = one single-threaded run per core on a CPU machine, one run with a GPU)")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("notebooks", help="copy the course (notebooks, solutions, batch configs) into a working folder")
+    p.add_argument("dir", help="folder to copy into (DIR/notebooks, DIR/configs); created if missing")
+    p.add_argument("--overwrite", action="store_true", help="replace files that are already there")
+    p.set_defaults(func=cmd_notebooks)
     return ap
 
 

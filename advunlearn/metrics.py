@@ -18,6 +18,17 @@ import torch
 from . import mia as _mia
 
 DISPARITY_KEYS = ("UA", "MIA_efficacy", "RA", "TA")
+CONFIDENCE_BINS = 20  # equal bins of the confidence p_y on [0, 1] (``confidence`` in a result record)
+
+
+def confidence_histogram(probs: torch.Tensor, labels: torch.Tensor, bins: int = CONFIDENCE_BINS) -> list[float]:
+    """Share of samples per equal bin of the confidence p_y in [0, 1] (non-finite outputs left out)."""
+    ok = torch.isfinite(probs).all(1)
+    p_y = probs[ok].gather(1, labels[ok].long().view(-1, 1)).squeeze(1).float().clamp(0, 1)
+    if len(p_y) == 0:
+        return [0.0] * bins
+    counts = torch.histc(p_y.cpu(), bins=bins, min=0.0, max=1.0)
+    return (counts / counts.sum()).tolist()
 
 
 def _acc(probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -47,6 +58,8 @@ def evaluate(model, exp, time_s: float | None = None, *, attacks: bool = True,
         "MIA_efficacy": float("nan") if diverged else _mia.efficacy_from_outputs(
             outputs, "confidence", seed=exp.seed, max_per_side=max_per_side),
         "run_time_s": None if time_s is None else float(time_s),
+        # the defender's confidence p_y on D_f and D_t: the shapes 04's histograms compare with Retrain's
+        "confidence": {k: confidence_histogram(*outputs[k]) for k in ("forget", "test")},
     }
     if diverged:
         res["diverged"] = True
@@ -64,4 +77,4 @@ def avg_disparity(result: Mapping, retrain_result: Mapping) -> float:
     return sum(abs(float(result[k]) - float(retrain_result[k])) for k in DISPARITY_KEYS) / len(DISPARITY_KEYS)
 
 
-__all__ = ["evaluate", "avg_disparity", "DISPARITY_KEYS"]
+__all__ = ["evaluate", "avg_disparity", "confidence_histogram", "DISPARITY_KEYS", "CONFIDENCE_BINS"]

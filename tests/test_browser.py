@@ -1,9 +1,11 @@
 """The notebooks in a real browser: JupyterLab in headless Chromium, driven by Playwright.
 
 03_adversarial_unlearning: run all cells and watch the live plot redraw while Algorithm 1 runs.
-05_explorer, in a second browser while 03 runs: run all cells, read the explorer's numbers, move the α
-and β sliders and check that the numbers and the figure switch to the stored grid point (computed
-again here from the same store), then press "run fresh unlearning" and wait for its table.  The two
+05_explorer, in a second browser while 03 runs (fast mode: a 2 α × 2 β grid on digits; the testbed's
+grid is minutes of training, too slow for CI): run all cells, read the explorer's numbers, move the α
+and β sliders and check that the table, the Avg. Disparity readout, the marks of the current α and β
+and Retrain's reference lines follow the stored grid point (computed again here from the same
+store), then press "run fresh unlearning" and wait for its table beside the grid point it matches.  The two
 notebooks run side by side (one kernel thread each), so the browser part takes as long as the
 longer of the two.
 
@@ -171,7 +173,7 @@ def _prepopulate(work) -> dict:
     finally:
         _took("fixture: 05 cells up to the explorer, in process (fills the store)", t0)
     return {"error": None, "grid": g, "alphas": sorted(map(float, ns["alphas"])),
-            "betas": sorted(map(float, ns["betas"]))}
+            "betas": sorted(map(float, ns["betas"])), "retrain": ns["retrain"]}
 
 
 @pytest.fixture(scope="module")
@@ -394,8 +396,8 @@ def _curve(values) -> list[float]:
     return [float("nan") if v is None else float(v) for v in values]
 
 
-def numbers(box) -> dict[str, str]:
-    return {k: box.locator(f".au-{k}").inner_text().strip() for k in ("UA", "RA", "TA", "MIA_efficacy")}
+def numbers(box, prefix: str = "") -> dict[str, str]:
+    return {k: box.locator(f".au-{prefix}{k}").inner_text().strip() for k in ("UA", "RA", "TA", "MIA_efficacy")}
 
 
 def formatted(point: dict) -> dict[str, str]:
@@ -404,12 +406,24 @@ def formatted(point: dict) -> dict[str, str]:
 
 _FIG_JS = """el => { const gd = el.querySelector('.js-plotly-plot');
   return gd && gd.data ? {title: (gd.layout.title && gd.layout.title.text) || '',
-                          traces: gd.data.map(t => ({x: Array.from(t.x || []), y: Array.from(t.y || [])}))} : null; }"""
+                          traces: gd.data.map(t => ({name: t.name || '', x: Array.from(t.x || []), y: Array.from(t.y || [])})),
+                          shapes: (gd.layout.shapes || []).map(s => ({xref: s.xref, x0: s.x0, x1: s.x1, y0: s.y0, y1: s.y1}))}
+                       : null; }"""
+
+
+def _marks(fig) -> dict:
+    """The current-α and current-β marks (vertical lines) and Retrain's reference values (horizontal lines)."""
+    v = {s["xref"]: s["x0"] for s in fig["shapes"] if s["x0"] == s["x1"]}
+    h = sorted({round(s["y0"], 6) for s in fig["shapes"] if s["y0"] == s["y1"] and s["xref"] in ("x", "x2", "x domain", "x2 domain")})
+    return {"alpha_mark": v.get("x"), "beta_mark": v.get("x2"), "retrain_lines": h}
 
 
 # ---- tests --------------------------------------------------------------------------------------
 def test_explorer_sliders_and_fresh_run(grid, pages):
-    """05: the numbers and the figure follow the α and β sliders to the stored points; the button runs fresh."""
+    """05 (fast mode: a 2 α × 2 β grid on digits): the table, the disparity readout and the figure follow
+    the α and β sliders to the stored points, against Retrain's reference lines; the button runs fresh."""
+    from advunlearn.metrics import avg_disparity
+
     t0 = pages["t0"]
     page = pages["05"]
     wait_run_all(page)
@@ -419,48 +433,62 @@ def test_explorer_sliders_and_fresh_run(grid, pages):
     assert box.count() == 1, "the explorer widget did not render"
     alpha_rd, beta_rd = box.locator(".au-alpha .widget-readout"), box.locator(".au-beta .widget-readout")
     scheme = box.locator(".au-scheme .mod-active").inner_text().strip()
-    g, alphas, betas = grid["grid"], grid["alphas"], grid["betas"]
+    g, alphas, betas, retrain = grid["grid"], grid["alphas"], grid["betas"], grid["retrain"][scheme]
     plot = box.locator(".widget-output")
+    ret_vals = sorted(round(retrain[k], 6) for k in ("UA", "RA", "TA", "MIA_efficacy"))
 
-    def check_point(alpha: float, beta: float) -> None:
+    def check_point(alpha: float, beta: float) -> dict:
         p = g[(scheme, alpha, beta)]
         label = wait_text(box.locator(".au-numbers .au-source"), rf"{scheme} α={alpha:g} β={beta:g}$")
         assert label.startswith("grid:")
         assert float(alpha_rd.inner_text()) == alpha and float(beta_rd.inner_text()) == beta
         assert numbers(box.locator(".au-numbers")) == formatted(p)
-        # the figure shows this point: its title, and the curves of this point's stored history
+        assert numbers(box.locator(".au-numbers"), "retrain-") == formatted(retrain)
+        dis = box.locator(".au-numbers .au-disparity").inner_text().strip()
+        assert dis == f"{avg_disparity(p, retrain):.2f}"
+        # the figure shows this point: its title, its stored curves, Retrain's lines and the marks of α and β
         wait_text(plot.locator(".js-plotly-plot .gtitle"), rf"α={alpha:g}, β={beta:g}$")
         fig = plot.evaluate(_FIG_JS)
         assert fig["title"] == f"{scheme}: α={alpha:g}, β={beta:g}"
-        assert fig["traces"][0]["x"] == p["curve"]["iteration"]
-        assert _curve(fig["traces"][0]["y"]) == pytest.approx(_curve(p["curve"]["attacker_loss"]), rel=1e-6, nan_ok=True)
-        assert _curve(fig["traces"][1]["y"]) == pytest.approx(_curve(p["curve"]["forget_acc"]), rel=1e-6, nan_ok=True)
+        tr = {t["name"]: t for t in fig["traces"]}
+        assert tr["forget acc (grid)"]["x"] == p["curve"]["iteration"]
+        assert _curve(tr["forget acc (grid)"]["y"]) == pytest.approx(_curve(p["curve"]["forget_acc"]), rel=1e-6, nan_ok=True)
+        marks = _marks(fig)
+        assert set(ret_vals) <= set(marks["retrain_lines"]), (marks, ret_vals)
+        assert marks["alpha_mark"] == alpha and marks["beta_mark"] == betas.index(beta)
+        # the fresh-run boxes follow the sliders
+        assert float(box.locator(".widget-text:has-text('fresh α') input").input_value()) == alpha
+        assert float(box.locator(".widget-text:has-text('fresh β') input").input_value()) == beta
+        return {"disparity": dis, **marks}
 
-    # the notebook's last explorer cell moves α to the largest grid value
-    check_point(alphas[-1], betas[0])
-    before = plot.evaluate(_FIG_JS)
+    a0, b0 = alphas[len(alphas) // 2], betas[len(betas) // 2]  # where the explorer starts
+    start = check_point(a0, b0)
 
     t1 = time.perf_counter()
     box.locator(".au-alpha .noUi-handle").first.focus()
     page.keyboard.press("ArrowLeft")
-    check_point(alphas[-2], betas[0])
-    assert plot.evaluate(_FIG_JS) != before
-    assert numbers(box.locator(".au-numbers")) != formatted(g[(scheme, alphas[-1], betas[0])])
+    a1 = alphas[len(alphas) // 2 - 1]
+    moved_a = check_point(a1, b0)
+    assert moved_a["disparity"] != start["disparity"] and moved_a["alpha_mark"] != start["alpha_mark"]
 
     box.locator(".au-beta .noUi-handle").first.focus()
-    page.keyboard.press("ArrowRight")
-    check_point(alphas[-2], betas[1])
+    page.keyboard.press("ArrowLeft")
+    b1 = betas[len(betas) // 2 - 1]
+    moved_b = check_point(a1, b1)
+    assert moved_b["disparity"] != moved_a["disparity"] and moved_b["beta_mark"] != moved_a["beta_mark"]
     _took("browser: 05 sliders", t1)
 
     t1 = time.perf_counter()
-    fa = float(box.locator(".widget-text:has-text('fresh α') input").input_value())
-    fb = float(box.locator(".widget-text:has-text('fresh β') input").input_value())
     box.locator("button.au-run").click()
     fresh = box.locator(".au-fresh")
-    label = wait_text(fresh.locator(".au-source"), "fresh run", timeout_s=FRESH_S)
-    assert label == f"fresh run: {scheme} α={fa:g} β={fb:g}"
-    for k, v in numbers(fresh).items():
+    label = wait_text(fresh.locator(".au-fresh-source"), "fresh run", timeout_s=FRESH_S)
+    assert label == f"fresh run: {scheme} α={a1:g} β={b1:g}"
+    assert fresh.locator(".au-match-source").inner_text().strip().endswith(f"{scheme} α={a1:g} β={b1:g}")
+    for k, v in numbers(fresh, "fresh-").items():
         assert re.fullmatch(r"\d+\.\d\d", v) and 0.0 <= float(v) <= 100.0, (k, v)
+    assert numbers(fresh, "match-") == formatted(g[(scheme, a1, b1)])
+    # the fresh run is drawn over the grid point it should match
+    wait_text(plot.locator(".js-plotly-plot .legendtext").filter(has_text="fresh run"), "fresh run")
     _took("browser: 05 fresh run", t1)
 
     SHOTS.mkdir(parents=True, exist_ok=True)

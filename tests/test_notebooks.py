@@ -7,15 +7,19 @@ with ``--nbval-lax``, which compares exactly those cells and runs the asserts of
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((NB_DIR / "solutions").glob("*.ipynb"))
 MARKER = "# NBVAL_CHECK_OUTPUT"
-CHECKED = {"01_pretraining": 3, "02_attacker": 1, "03_adversarial_unlearning": 1, "04_evaluation": 0,
+CHECKED = {"00_start_here": 0, "01_pretraining": 3, "02_attacker": 1, "03_adversarial_unlearning": 1, "04_evaluation": 0,
            "05_explorer": 1, "06_strong_evaluation": 0}
+COURSE = [s for s in CHECKED if s != "00_start_here"]
 
 
 def _checked(cell) -> bool:
@@ -26,14 +30,35 @@ def test_the_series_is_complete():
     assert [p.stem for p in NOTEBOOKS] == list(CHECKED)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_exercises_and_answers():
+    assert sorted(p.stem for p in SOLUTIONS) == sorted(f"{s}_solutions" for s in COURSE)
+    for stem in COURSE:
+        nb = nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4)
+        last = [c for c in nb.cells if c.cell_type == "markdown"][-1].source
+        assert last.startswith("## Exercises") and f"solutions/{stem}_solutions.ipynb" in last, stem
+        assert sum(bool(re.match(r"\d\. ", line)) for line in last.splitlines()) >= 4, f"{stem}: fewer than 4 exercises"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in COURSE] + SOLUTIONS, ids=lambda p: p.stem)
+def test_one_way_of_fast_mode(path):
+    """Every notebook applies fast mode through advunlearn.fast_mode, in the cell after its parameters."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    src = "\n".join(c.source for c in code)
+    assert "ADVUNLEARN_FAST" not in src.replace("# ADVUNLEARN_FAST=1", ""), "fast mode read by hand"
+    setup = code[1] if path.parent == NB_DIR else code[0]
+    assert "fast_mode(globals()" in setup.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.stem)
 def test_notebook_hygiene(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
+    if path.parent == NB_DIR and path.stem in COURSE:
+        assert "parameters" in code[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     checked = [c for c in code if _checked(c)]
-    assert len(checked) == CHECKED[path.stem]
+    assert len(checked) == CHECKED.get(path.stem, 0)
     for c in code:
         if _checked(c):
             # the reference output nbval compares against: text only, no figures or timings
