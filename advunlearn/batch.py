@@ -12,6 +12,8 @@ A config (see ``configs/``)::
       seed: [0, 1, 2, 3, 4]
     params:                      # fixed notebook parameters for every run
       profile: cpu
+    jobs: auto                   # runs side by side (local backend): N, or auto = one single-threaded
+                                 # run per core without CUDA, one run at a time with a GPU (--jobs overrides)
 
 Each run gets ``<results>/runs/<run-id>/`` with ``params.json``, the executed notebook,
 ``result.json`` (the records the notebook writes) and ``status.json`` written last.  Run again

@@ -69,7 +69,8 @@ def profile(exp, methods, log=print) -> dict:
         if "attacker" in info:
             row["attacker_auc"] = info["attacker"].get("auc")
         rows[m] = row
-        log(f"  {m:12s} run {row['run_time_s']:7.2f}s  wall {wall:7.2f}s  eval {row['phases']['evaluation']:.2f}s", )
+        log(f"  {m:12s} run {row['run_time_s']:7.2f}s  wall {wall:7.2f}s  load {os.getloadavg()[0]:.1f}  phases (s): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in row["phases"].items() if v))
     return rows
 
 
