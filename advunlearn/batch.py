@@ -25,6 +25,7 @@ reuses whatever its killed predecessor had finished.  At the end ``results.csv``
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -33,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,7 +227,8 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     env = {**os.environ, "ADVUNLEARN_PROGRESS": "0"}
     env.pop("ADVUNLEARN_STORE", None)  # a batch run always uses the batch's own store
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = subprocess.Popen(die_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=env)
     try:
         out, _ = proc.communicate(timeout=timeout)
         timed_out = False
@@ -233,6 +236,9 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         _kill_tree(proc)
         out, _ = proc.communicate()
         timed_out = True
+    except BaseException:  # Ctrl-C, SIGTERM or SIGHUP (see stop_on_signals): end the notebook, then go
+        _end_notebook(proc)
+        raise
     wall = time.perf_counter() - t0
     text = out.decode(errors="replace") if out else ""
     ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
@@ -242,6 +248,79 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
     atomic_write_json(run_dir / "status.json", status)
     return status
+
+
+# Run as ``python -c`` in front of papermill: the kernel asks Linux for SIGKILL when the process that
+# started it dies (PR_SET_PDEATHSIG, kept across exec), then becomes papermill.  A wrapper instead of
+# Popen's preexec_fn, which is unsafe in a process with threads (a Ray worker).
+_PDEATHSIG_SRC = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0 or os.getppid() != int(sys.argv[1]):
+    os._exit(70)  # prctl failed, or the parent died before it took effect
+os.execv(sys.executable, [sys.executable] + sys.argv[2:])
+"""
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` (a ``python ...`` command line) made to die by SIGKILL when this process dies, however
+    it dies (SIGKILL included), on Linux; unchanged elsewhere.
+
+    Papermill's kernel follows papermill: jupyter_client tells it papermill's pid (``JPY_PARENT_PID``),
+    and ipykernel exits within a second of that process going away.  So a batch killed outright
+    leaves no notebook computing behind it; the signals it can catch end the notebook at once
+    (:func:`stop_on_signals`).
+    """
+    if not sys.platform.startswith("linux") or cmd[0] != sys.executable:
+        return cmd
+    return [sys.executable, "-c", _PDEATHSIG_SRC, str(os.getpid()), *cmd[1:]]
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the batch (SIGINT raises KeyboardInterrupt itself)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within: SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so the run in progress ends its notebook before the batch exits.
+
+    A signal that is ignored (``nohup`` ignores SIGHUP) stays ignored; outside the main thread
+    nothing changes (Python delivers signals only there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            saved[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def _end_notebook(proc: subprocess.Popen) -> None:
+    """Kill papermill and its kernel, with further stop signals held off until they are gone."""
+    blocked = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        _kill_tree(proc)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -345,6 +424,12 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
         from .distributed import check_cluster, shutdown
 
         check_cluster(address, runs)
+    with stop_on_signals():
+        return _run_grid(cfg, runs, backend, address, log)
+
+
+def _run_grid(cfg: BatchConfig, runs: list[dict], backend: str, address: str | None, log) -> int:
+    t_all = time.perf_counter()
     try:
         _check_writable(cfg.results)
         store = cfg.results / "store"
@@ -361,7 +446,6 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
                 todo.append((p, d))
         log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
             f"({cfg.notebook.name}, backend {backend})")
-        t_all = time.perf_counter()
         if backend == "ray":
             from .distributed import run_on_ray
 
@@ -374,6 +458,8 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
                 log(f"[{i}/{len(todo)}] {d.name} {msg}")
     finally:
         if backend == "ray":
+            from .distributed import shutdown
+
             shutdown()
     recs, statuses = collect(cfg)
     failed = [s for s in statuses if s.get("state") != "done"]

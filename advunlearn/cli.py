@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         return a.func(a)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP in a batch: one line, no traceback
+        return _stopped(a, e)
     except ConfigError as e:
         print(f"advunlearn: error: {e}", file=sys.stderr)
         return 2
@@ -175,6 +177,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"advunlearn: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+def _stopped(a, e: KeyboardInterrupt) -> int:
+    """Say what a stop left behind; exit status 128 + the signal's number, as the shell reports it."""
+    import signal
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    what = ("the run in progress was stopped with its notebook; run the same command again to resume "
+            "(finished runs are kept)" if a.cmd == "batch" else
+            "finished artifacts are kept in the store; run the same command again to resume")
+    try:
+        print(f"\nadvunlearn: stopped by {signal.Signals(signum).name}: {what}", file=sys.stderr)
+    except OSError:  # the terminal is gone (SIGHUP)
+        pass
+    return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

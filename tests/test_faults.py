@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,146 @@ def test_full_disk_fails_clearly_before_any_run(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "disk is full" in err
     assert not (tmp_path / "full" / "runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stopping a batch: no notebook (papermill, its kernel) may outlive it, however it is stopped.
+
+STOP_CONFIG = """
+name: stop
+notebook: 04_evaluation
+timeout: 600
+grid:
+  seed: [0, 1]
+params:
+  dataset: digits
+  profile: tiny
+  methods: [ft]
+"""
+
+
+def _batch(cfg, res):
+    env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("ADVUNLEARN_STORE", None)
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)]
+    # A session of its own, as a terminal gives a command: its process group is its pid.
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _notebook_of(run_dir, proc, timeout=120):
+    """(papermill, kernel) of the run whose output goes to ``run_dir``, once the kernel is executing."""
+    import psutil
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert proc.poll() is None, proc.communicate()
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "papermill" in cmd and str(run_dir) in cmd:
+                try:
+                    kids = [k for k in p.children() if "ipykernel" in " ".join(k.cmdline())]
+                except psutil.Error:
+                    continue
+                if kids:
+                    time.sleep(1.5)  # into the notebook's cells
+                    return p, kids[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no kernel for {run_dir} within {timeout} s")
+
+
+def _gone(procs, timeout=10.0):
+    """Whether every process of ``procs`` has exited (a zombie awaiting its reaper counts as gone)."""
+    import psutil
+
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.2)
+    for p in alive:  # do not leave them to the next test
+        p.kill()
+    return False
+
+
+def _left_behind(res):
+    """Processes still running whose command line names the results folder (papermill, its wrapper)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and str(res) in " ".join(p.info["cmdline"] or []):
+            out.append(p)
+    return out
+
+
+@pytest.mark.slow
+def test_batch_stopped_by_sigkill_of_its_group_and_by_ctrl_c_leaves_no_notebook(tmp_path):
+    from advunlearn.batch import load_config, run_id
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(STOP_CONFIG)
+    res = tmp_path / "r"
+    second = res / "runs" / run_id(load_config(cfg).runs()[1])
+
+    # SIGKILL to the whole process group once the first run is done and the second one computes.
+    p = _batch(cfg, res)
+    nb = _notebook_of(second, p)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    assert _gone(nb), f"left running after SIGKILL of the batch's group: {nb}"
+    assert not _left_behind(res)
+    assert not (second / "status.json").exists()
+
+    # Ctrl-C (SIGINT to the foreground group) during the resumed batch: a short message, no traceback.
+    p = _batch(cfg, res)
+    nb = _notebook_of(second, p)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + signal.SIGINT, out + err
+    assert "stopped by SIGINT" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err + out, err
+    assert "[skip]" in out  # the first run was kept
+    assert _gone(nb), f"left running after Ctrl-C: {nb}"
+    assert not _left_behind(res)
+
+    # Resumed to the end, the tables equal an uninterrupted run's.
+    p = _batch(cfg, res)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    p = _batch(cfg, tmp_path / "whole")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    assert _rows(res / "results.csv") == _rows(tmp_path / "whole" / "results.csv")
+    assert len(_rows(res / "results.csv")) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGKILL-of-the-batch-alone"])
+def test_batch_stopped_otherwise_leaves_no_notebook(tmp_path, how):
+    from advunlearn.batch import load_config, run_id
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(STOP_CONFIG)
+    res = tmp_path / "r"
+    first = res / "runs" / run_id(load_config(cfg).runs()[0])
+    p = _batch(cfg, res)
+    nb = _notebook_of(first, p)
+    sig = signal.SIGKILL if how.startswith("SIGKILL") else getattr(signal, how)
+    os.kill(p.pid, sig)  # the batch's process only (a lost terminal sends SIGHUP to it)
+    out, err = p.communicate(timeout=30)
+    if sig == signal.SIGKILL:
+        assert p.returncode == -signal.SIGKILL
+    else:
+        assert p.returncode == 128 + sig and f"stopped by {how}" in err and "Traceback" not in err, out + err
+    assert _gone(nb), f"left running after {how}: {nb}"
+    assert not _left_behind(res)
+    assert not (first / "status.json").exists()  # redone when the batch is resumed
