@@ -173,6 +173,7 @@ def test_checkpoint_of_another_architecture_and_truncated(tmp_path):
         load_model(tmp_path / "cnn.safetensors", mlp)
     blob = (tmp_path / "cnn.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(blob[:-100])
+    (tmp_path / "cut.json").write_bytes((tmp_path / "cnn.json").read_bytes())
     with pytest.raises(CheckpointError, match="truncated"):
         load_model(tmp_path / "cut.safetensors", build_model("cnn", 10, 1, 8))
     assert all(torch.equal(a, b) for a, b in zip(before, mlp.parameters()))  # the model is untouched
