@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
+from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range, check_seed
 from .store import atomic_write_json, config_hash, read_json
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -54,7 +54,7 @@ PARAM_CHECKS = {
     "scheme": lambda v: check_choice("scheme", v, SCHEMES),
     "profile": lambda v: check_choice("profile", v, PROFILE_NAMES),
     "sparsity": lambda v: check_range("sparsity", v, 0, 1, hi_open=True),
-    "seed": lambda v: check_range("seed", v, 0, integer=True),
+    "seed": lambda v: check_seed(v),
     "alpha": lambda v: v is None or check_range("alpha", v, 0),
     "beta": lambda v: v is None or check_range("beta", v, 0),
     "lr": lambda v: v is None or check_range("lr", v, 0, lo_open=True),

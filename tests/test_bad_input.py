@@ -36,6 +36,10 @@ CLI_CASES = [
     (["run", "--forget-class", "3"], "--forget-class applies to --scheme class", "--forget-frac"),
     (["run", "--scheme", "class", "--forget-frac", "0.2"], "--forget-frac applies to --scheme random", "--forget-class"),
     (["pretrain", "--sparsity", "1.5"], "sparsity=1.5", "[0, 1)"),
+    (["run", "--seed", "18446744073709551615"], "seed=18446744073709551615", "[0, 2146183938]"),
+    (["run", "--seed", str(2**64)], f"seed={2**64}", "[0, 2146183938]"),
+    (["pretrain", "--seed", "2146183939"], "seed=2146183939", "[0, 2146183938]"),
+    (["run", "--seed", "-1"], "seed=-1", "[0, 2146183938]"),
 ]
 
 
@@ -105,6 +109,7 @@ BATCH_CASES = [
     ("lr: -0.01", "lr=-0.01"), ("forget_frac: 0.0", "forget_frac=0.0"), ("forget_frac: 1", "forget_frac=1"),
     ("dataset: imagenet", "dataset='imagenet'"), ("iterations: 0", "iterations=0"), ("device: tpu", "device='tpu'"),
     ("forget_class: 10", "forget_class=10 is out of range for digits; allowed: 0..9"),
+    ("seed: 18446744073709551616", "seed=18446744073709551616 is out of range; allowed: [0, 2146183938]"),
 ]
 
 
@@ -177,3 +182,45 @@ def test_checkpoint_of_another_architecture_and_truncated(tmp_path):
     with pytest.raises(CheckpointError, match="truncated"):
         load_model(tmp_path / "cut.safetensors", build_model("cnn", 10, 1, 8))
     assert all(torch.equal(a, b) for a, b in zip(before, mlp.parameters()))  # the model is untouched
+
+
+def test_seed_bound_covers_every_offset_the_code_adds(tmp_path):
+    """The largest seed allowed, plus every offset the code adds to a seed, fits every generator; one
+    more is refused by the Python API before anything is loaded or written."""
+    import re
+
+    import numpy as np
+    from sklearn.utils import check_random_state
+
+    from advunlearn.config import MAX_SEED, MAX_SEED_OFFSET
+    from advunlearn.experiment import Experiment
+
+    offsets = set()
+    for f in (ROOT / "advunlearn").glob("*.py"):
+        for m in re.finditer(r"seed\)?\s*\+\s*([0-9][0-9_]*)", f.read_text()):
+            offsets.add(int(m.group(1)))
+    assert 10_000 in offsets and max(offsets) == MAX_SEED_OFFSET, sorted(offsets)
+    for off in (0, *offsets):
+        s = MAX_SEED + off
+        torch.Generator().manual_seed(s)
+        np.random.default_rng(s)
+        np.random.RandomState(s)
+        check_random_state(s)
+    torch.Generator().manual_seed(MAX_SEED * 1000 + 4)  # strong.py's reference models
+    for bad in (MAX_SEED + 1, 2**64 - 1, 2**64, -1):
+        with pytest.raises(ConfigError, match=rf"seed={bad} is out of range; allowed: \[0, {MAX_SEED}\]"):
+            Experiment(dataset="digits", profile="tiny", seed=bad, results=tmp_path / "r", progress=False)
+        with pytest.raises(ConfigError, match=rf"seed={bad} is out of range"):
+            make_splits(load_dataset("digits"), seed=bad)
+    assert not (tmp_path / "r").exists()
+
+
+def test_largest_seed_runs(tmp_path):
+    from advunlearn import cli
+    from advunlearn.config import MAX_SEED
+
+    res = tmp_path / "r"
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "retrain,ft", "--seed", str(MAX_SEED),
+                   "--results", str(res), "--no-progress"])
+    assert rc == 0
+    assert len(list(res.glob("result/*/DONE"))) == 2
