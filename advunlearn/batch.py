@@ -112,11 +112,14 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     if not path.is_file():
         raise ConfigError(f"batch config {path} is not a file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"batch config {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"batch config {path} is not valid YAML: {e}") from None
+    if raw is None or raw == {}:
+        raise ConfigError(f"batch config {path} is empty; give at least a grid or params, e.g. "
+                          "grid: {seed: [0, 1]} and params: {dataset: digits, profile: tiny} (see configs/)")
     if not isinstance(raw, dict):
         raise ConfigError(f"batch config {path} must be a mapping with keys {', '.join(TOP_KEYS)}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -139,6 +142,9 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     params = raw.get("params") or {}
     if not isinstance(grid, dict) or not isinstance(params, dict):
         raise ConfigError("grid and params must be mappings of notebook parameter -> value(s)")
+    if not grid and not params:  # one run of the notebook's defaults (profile cpu, every method)
+        raise ConfigError(f"batch config {path} names no grid and no params, so it says nothing about what to "
+                          "run; give at least one, e.g. grid: {seed: [0, 1]} and params: {dataset: digits}")
     for k, v in grid.items():
         if not isinstance(v, list):
             grid[k] = [v]

@@ -76,7 +76,9 @@ def test_cli_report_of_a_wrong_folder(tmp_path, target, needle):
 
 @pytest.mark.parametrize("body, needle", [
     (b"\x00\x01\xff\xfe", "not UTF-8"), (b"name: x\nresults: 5\ngrid: {seed: [0]}\n", "results=5"),
-    (b"name: ../up\ngrid: {seed: [0]}\n", "name='../up'"), (b"name: [a, b]\ngrid: {seed: [0]}\n", "name=['a', 'b']")])
+    (b"name: ../up\ngrid: {seed: [0]}\n", "name='../up'"), (b"name: [a, b]\ngrid: {seed: [0]}\n", "name=['a', 'b']"),
+    (b"", "is empty"), (b"# nothing yet\n", "is empty"), (b"{}\n", "is empty"),
+    (b"name: x\n", "names no grid and no params"), (b"name: x\ngrid: {}\nparams:\n", "names no grid and no params")])
 def test_batch_config_that_is_not_text_or_has_wrong_types(tmp_path, body, needle):
     from advunlearn.batch import load_config
 
@@ -224,3 +226,14 @@ def test_largest_seed_runs(tmp_path):
                    "--results", str(res), "--no-progress"])
     assert rc == 0
     assert len(list(res.glob("result/*/DONE"))) == 2
+
+
+def test_empty_batch_config_runs_nothing(tmp_path, capsys):
+    from advunlearn import cli
+
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("")
+    rc = cli.main(["batch", str(cfg), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"batch config {cfg} is empty" in err, err
+    assert not (tmp_path / "r").exists()
