@@ -415,12 +415,33 @@ def write_results_csv(recs: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _long_runs(cfg: BatchConfig, runs: list[dict]) -> list[str]:
+    """Warnings for runs whose ``iterations`` make them take hours or more (before any run starts)."""
+    if not any(r.get("iterations") for r in runs):
+        return []
+    from .config import get_profile
+    from .unlearn import long_run_warning
+
+    defaults = notebook_parameters(cfg.notebook)
+    out = []
+    for r in runs:
+        p = {**defaults, **r}
+        if p.get("iterations") and set(p.get("methods") or ()) & {"ours", "ours_no_vss"}:
+            msg = long_run_warning(int(p["iterations"]), get_profile(p["profile"], p["dataset"]).model,
+                                   p.get("device", "auto"))
+            if msg and msg not in out:
+                out.append(msg)
+    return out
+
+
 def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = None, backend: str = "local",
               address: str | None = None, dry_run: bool = False, log=print) -> int:
     """Run every unfinished run of ``config``; returns 0 when all runs are done, 1 otherwise."""
     check_choice("backend", backend, ("local", "ray"))
     cfg = load_config(config, results)
     runs = cfg.runs()
+    for msg in _long_runs(cfg, runs):
+        log(f"warning: {msg}")
     if dry_run:
         for p in runs:
             log(f"{run_id(p)}: {json.dumps(p, sort_keys=True)}")

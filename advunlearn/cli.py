@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -82,7 +83,15 @@ def cmd_run(a) -> int:
     kw = {"methods": methods} if methods else {}
     ours = {k: getattr(a, k) for k in ("alpha", "beta", "lr", "iterations") if getattr(a, k) is not None}
     out = a.out or (Path(exp.results) / "experiments" / f"{_run_name(a, exp, methods, ours)}.json")
-    recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
+    from .metrics import DivergedError
+
+    try:
+        recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
+    except DivergedError as e:  # the table still shows what the other methods gave
+        print(records_markdown(e.records))
+        print(f"result: {out}")
+        print(f"advunlearn: error: {e}", file=sys.stderr)
+        return 1
     print(records_markdown(recs))
     print(f"result: {out}")
     return 0
@@ -163,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
-        return a.func(a)
+        with _plain_warnings():
+            return a.func(a)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP in a batch: one line, no traceback
         return _stopped(a, e)
     except ConfigError as e:
@@ -177,6 +187,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"advunlearn: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """Within: the package's own warnings (a run of absurd size) as one line on stderr, like its errors."""
+    import warnings
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if category.__module__.startswith("advunlearn."):
+                print(f"advunlearn: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _stopped(a, e: KeyboardInterrupt) -> int:

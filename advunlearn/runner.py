@@ -21,6 +21,7 @@ import torch
 
 from .config import ConfigError, UnlearnConfig, check_choice
 from .experiment import Experiment
+from .metrics import DivergedError, failure
 from .store import atomic_write_json, load_model, load_state, read_json, save_model, save_state
 
 BASELINES = ("retrain", "ft", "ga", "ff", "iu")
@@ -214,7 +215,8 @@ def run_experiment(exp: Experiment, methods: Sequence[str] = DEFAULT_METHODS, *,
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
     """
     if ours_overrides:
-        unlearn_config(exp, **ours_overrides)  # validate before any work
+        cfg = unlearn_config(exp, **ours_overrides)  # validate before any work
+        _warn_if_long(exp, cfg, methods)
     for m in methods:
         check_choice("method", m, ALL_METHODS)
     if not methods:
@@ -226,10 +228,27 @@ def run_experiment(exp: Experiment, methods: Sequence[str] = DEFAULT_METHODS, *,
         recs.append(rec)
         if log:
             log(f"  {m:12s} UA {rec['UA']:6.2f}  MIA {rec['MIA_efficacy']:6.2f}  RA {rec['RA']:6.2f}  "
-                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({time.perf_counter() - t0:.1f}s wall)")
+                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({time.perf_counter() - t0:.1f}s wall)"
+                + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
     if out is not None:
         atomic_write_json(out, recs)
+    if any(failure(r) for r in recs):  # the records are written, marked failed; the run is not a success
+        raise DivergedError(recs, str(out) if out is not None else None)
     return recs
+
+
+class LongRunWarning(UserWarning):
+    """A run's size (iterations) makes it take hours or more."""
+
+
+def _warn_if_long(exp: Experiment, cfg: UnlearnConfig, methods: Sequence[str]) -> None:
+    import warnings
+
+    from .unlearn import long_run_warning
+
+    msg = long_run_warning(cfg.iterations, exp.prof.model, exp.dev.type) if set(methods) & set(OURS) else None
+    if msg:
+        warnings.warn(LongRunWarning(msg), stacklevel=3)
 
 
 def records_markdown(recs: Sequence[dict]) -> str:
@@ -240,7 +259,8 @@ def records_markdown(recs: Sequence[dict]) -> str:
     lines = ["| method | UA | MIA-Efficacy | RA | TA | Avg. Disparity | run time (s) |", "|---|---|---|---|---|---|---|"]
     for r in recs:
         dis = f"{avg_disparity(r, ret):.2f}" if ret else "n/a"
-        lines.append(f"| {r['method']} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
+        name = f"{r['method']} (FAILED: {failure(r).split(':')[0]})" if failure(r) else r["method"]
+        lines.append(f"| {name} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
                      f"{dis} | {r['run_time_s'] or 0:.2f} |")
     return "\n".join(lines)
 

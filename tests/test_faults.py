@@ -267,3 +267,112 @@ def test_batch_stopped_otherwise_leaves_no_notebook(tmp_path, how):
     assert _gone(nb), f"left running after {how}: {nb}"
     assert not _left_behind(res)
     assert not (first / "status.json").exists()  # redone when the batch is resumed
+
+
+# ---------------------------------------------------------------------------------------------------
+# A run that diverges is a failed run, not a row of numbers.
+
+# Loaded by the notebook's kernel in the batch test below: FT hands back a model with NaN weights,
+# as a method whose loss overflowed would.
+NAN_HOOK = textwrap.dedent('''
+    import os
+    if os.environ.get("FAULT_NAN_FT"):
+        import advunlearn.baselines as _b
+        _orig = _b.run_baseline
+        def run_baseline(method, exp, **kw):
+            model, info = _orig(method, exp, **kw)
+            if method == "ft":
+                import torch
+                with torch.no_grad():
+                    model.fc.weight.fill_(float("nan"))
+            return model, info
+        _b.run_baseline = run_baseline
+''')
+
+
+def _nan_ft(monkeypatch):
+    import torch
+
+    import advunlearn.baselines as b
+
+    orig = b.run_baseline
+
+    def run_baseline(method, exp, **kw):
+        model, info = orig(method, exp, **kw)
+        if method == "ft":
+            with torch.no_grad():
+                model.fc.weight.fill_(float("inf"))
+        return model, info
+
+    monkeypatch.setattr(b, "run_baseline", run_baseline)
+
+
+def test_diverged_method_fails_the_run_command(tmp_path, monkeypatch, capsys):
+    import json
+
+    from advunlearn import cli
+
+    _nan_ft(monkeypatch)
+    out = tmp_path / "recs.json"
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "ft", "--results", str(tmp_path / "r"), "--out", str(out),
+                   "--no-progress"])
+    o, err = capsys.readouterr()
+    assert rc == 1, o + err
+    assert "error: the run failed: a method diverged (ft: diverged: non-finite weights in fc.weight)" in err, err
+    assert "| ft (FAILED: diverged) |" in o and "Traceback" not in err
+    (rec,) = json.loads(out.read_text())
+    assert rec["diverged"] is True and rec["failed"] == "diverged: non-finite weights in fc.weight"
+    # Asked again, the stored result is the same failure, not a success.
+    assert cli.main(["run", "--profile", "tiny", "--methods", "ft", "--results", str(tmp_path / "r"),
+                     "--out", str(out), "--no-progress"]) == 1
+
+
+def test_report_shows_failed_runs_as_failed(tmp_path):
+    import json
+
+    from advunlearn.report import build_report
+
+    base = {"dataset": "digits", "scheme": "random", "sparsity": 0.0, "UA": 1.0, "RA": 99.0, "TA": 97.0,
+            "MIA_efficacy": 5.0, "run_time_s": 1.0}
+    recs = [{**base, "method": m, "seed": s} for m in ("retrain", "ft") for s in (0, 1)]
+    recs.append({**base, "method": "ga", "seed": 0, "UA": 100.0, "RA": 0.0, "TA": 0.0, "MIA_efficacy": float("nan"),
+                 "diverged": True, "failed": "diverged: non-finite weights in fc.weight"})
+    recs.append({**base, "method": "ga", "seed": 1, "UA": 3.0})
+    recs.append({**base, "method": "iu", "seed": 0, "MIA_efficacy": float("nan"), "diverged": True})  # older record
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "result.json").write_text(json.dumps(recs))
+    paths = build_report(tmp_path / "runs", tmp_path / "rep")
+    md = paths["table1.md"].read_text()
+    ga = next(l for l in md.splitlines() if l.startswith("| GA"))
+    assert ga.startswith("| GA (1 failed) | 3.00 |"), ga  # seed 1 alone in the numbers
+    iu = next(l for l in md.splitlines() if l.startswith("| IU"))
+    assert iu.startswith("| IU (1 failed) | failed | failed |"), iu
+    assert "Failed runs, left out of the numbers: GA Dense seed 0: diverged: non-finite weights in fc.weight" in md
+    failed = paths["failed.md"].read_text()
+    assert "GA Dense seed 0: diverged: non-finite weights in fc.weight" in failed and "IU Dense seed 0" in failed
+    assert "Failed runs" in paths["report.html"].read_text()
+
+
+@pytest.mark.slow
+def test_diverged_run_fails_the_batch_and_shows_in_its_report(tmp_path):
+    import json
+
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(NAN_HOOK)
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(CONFIG)
+    res = tmp_path / "r"
+    env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "FAULT_NAN_FT": "1",
+           "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}"}
+    env.pop("ADVUNLEARN_STORE", None)
+    r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (st,) = [json.loads(p.read_text()) for p in res.glob("runs/*/status.json")]
+    assert st["state"] == "failed" and "DivergedError" in st["error"] and "ft: diverged: non-finite weights" in st["error"]
+    assert "0 done, 1 failed" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "report", str(res / "runs"), "--out", str(tmp_path / "rep")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "| FT (1 failed) | failed |" in (tmp_path / "rep" / "table1.md").read_text()
