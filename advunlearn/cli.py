@@ -76,6 +76,9 @@ def cmd_run(a) -> int:
         raise ConfigError("--forget-frac applies to --scheme random only; class-wise forgetting uses --forget-class")
     if a.forget_frac is None:
         a.forget_frac = 0.1
+    if a.out is not None and Path(a.out).is_dir():  # found now, not after every method has run
+        raise ConfigError(f"--out {a.out} is a folder; give the path of the JSON file to write, "
+                          f"e.g. {Path(a.out) / 'records.json'}")
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
                      forget_frac=a.forget_frac, forget_class=a.forget_class, device=a.device,
                      results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)

@@ -39,14 +39,19 @@ def config_hash(config: Any) -> str:
 
 
 def _write_error(path: Path, e: OSError) -> StoreError:
+    """What went wrong writing ``path`` and the fix that fits it (not 'free space' for a folder in the way)."""
+    folder = "choose another results folder (--results / ADVUNLEARN_RESULTS)"
     if e.errno == errno.ENOSPC:
-        why = "the disk is full"
+        why, fix = "the disk is full", f"Free space or {folder}"
     elif e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-        why = "the folder is not writable (read-only or no permission)"
+        why, fix = "the folder is not writable (read-only or no permission)", f"Make it writable or {folder}"
+    elif e.errno == errno.EISDIR:
+        why, fix = "it is a folder", "Give the path of a file to write instead (e.g. a .json file inside it)"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):  # mkdir where a file stands
+        why, fix = "a part of its path is a file, not a folder", "Choose a path whose parents are folders"
     else:
-        why = e.strerror or str(e)
-    return StoreError(f"cannot write {path}: {why}. Free space or choose another results folder "
-                      "(--results / ADVUNLEARN_RESULTS).")
+        why, fix = e.strerror or str(e), "Choose another path"
+    return StoreError(f"cannot write {path}: {why}. {fix}.")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

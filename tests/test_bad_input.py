@@ -266,3 +266,22 @@ def test_absurd_iterations_warn_with_the_expected_time_before_any_work(tmp_path,
     assert cli.main(["batch", str(cfg), "--results", str(tmp_path / "b"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("warning: iterations=1,000,000,000 of Algorithm 1 will take at least 463.0 days") == 1, out
+
+
+def test_out_that_is_a_folder_fails_before_any_work_and_says_so(tmp_path, capsys):
+    from advunlearn import cli
+    from advunlearn.store import StoreError, atomic_write_json
+
+    (tmp_path / "folder").mkdir()
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "ft", "--out", str(tmp_path / "folder"),
+                   "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--out {tmp_path / 'folder'} is a folder; give the path of the JSON file" in err, err
+    assert "Free space" not in err and not (tmp_path / "r").exists()
+    # The store's own writes say the same: a folder in the way is not a full disk.
+    with pytest.raises(StoreError) as e:
+        atomic_write_json(tmp_path / "folder", [])
+    assert "it is a folder" in str(e.value) and "Free space" not in str(e.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="a part of its path is a file, not a folder"):
+        atomic_write_json(tmp_path / "file" / "x.json", [])
