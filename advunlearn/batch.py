@@ -256,9 +256,9 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     return status
 
 
-# Run as ``python -c`` in front of papermill: the kernel asks Linux for SIGKILL when the process that
-# started it dies (PR_SET_PDEATHSIG, kept across exec), then becomes papermill.  A wrapper instead of
-# Popen's preexec_fn, which is unsafe in a process with threads (a Ray worker).
+# Run as ``python -c`` in front of papermill: the new process asks Linux to SIGKILL it when the
+# process that started it dies (PR_SET_PDEATHSIG, kept across exec), then execs papermill.  A wrapper
+# instead of Popen's preexec_fn, which is unsafe in a process with threads (a Ray worker).
 _PDEATHSIG_SRC = """\
 import ctypes, os, signal, sys
 if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0 or os.getppid() != int(sys.argv[1]):

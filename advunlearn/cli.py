@@ -215,7 +215,7 @@ def _stopped(a, e: KeyboardInterrupt) -> int:
     import signal
 
     signum = getattr(e, "signum", signal.SIGINT)
-    what = ("the run in progress was stopped with its notebook; run the same command again to resume "
+    what = ("any run in progress was stopped with its notebook; run the same command again to resume "
             "(finished runs are kept)" if a.cmd == "batch" else
             "finished artifacts are kept in the store; run the same command again to resume")
     try:
