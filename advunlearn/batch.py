@@ -27,6 +27,7 @@ reuses whatever its killed predecessor had finished.  At the end ``results.csv``
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -35,12 +36,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
+from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range, check_seed
 from .store import atomic_write_json, config_hash, read_json
 
 from .course import notebook_dir
@@ -56,7 +58,7 @@ PARAM_CHECKS = {
     "scheme": lambda v: check_choice("scheme", v, SCHEMES),
     "profile": lambda v: check_choice("profile", v, PROFILE_NAMES),
     "sparsity": lambda v: check_range("sparsity", v, 0, 1, hi_open=True),
-    "seed": lambda v: check_range("seed", v, 0, integer=True),
+    "seed": lambda v: check_seed(v),
     "alpha": lambda v: v is None or check_range("alpha", v, 0),
     "beta": lambda v: v is None or check_range("beta", v, 0),
     "lr": lambda v: v is None or check_range("lr", v, 0, lo_open=True),
@@ -112,11 +114,14 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     if not path.is_file():
         raise ConfigError(f"batch config {path} is not a file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"batch config {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"batch config {path} is not valid YAML: {e}") from None
+    if raw is None or raw == {}:
+        raise ConfigError(f"batch config {path} is empty; give at least a grid or params, e.g. "
+                          "grid: {seed: [0, 1]} and params: {dataset: digits, profile: tiny} (see configs/)")
     if not isinstance(raw, dict):
         raise ConfigError(f"batch config {path} must be a mapping with keys {', '.join(TOP_KEYS)}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -139,6 +144,9 @@ def load_config(path: str | os.PathLike, results: str | os.PathLike | None = Non
     params = raw.get("params") or {}
     if not isinstance(grid, dict) or not isinstance(params, dict):
         raise ConfigError("grid and params must be mappings of notebook parameter -> value(s)")
+    if not grid and not params:  # one run of the notebook's defaults (profile cpu, every method)
+        raise ConfigError(f"batch config {path} names no grid and no params, so it says nothing about what to "
+                          "run; give at least one, e.g. grid: {seed: [0, 1]} and params: {dataset: digits}")
     for k, v in grid.items():
         if not isinstance(v, list):
             grid[k] = [v]
@@ -270,7 +278,8 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     env = {**os.environ, "ADVUNLEARN_PROGRESS": "0"}
     env.pop("ADVUNLEARN_STORE", None)  # a batch run always uses the batch's own store
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = subprocess.Popen(die_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=env)
     try:
         out, _ = proc.communicate(timeout=timeout)
         timed_out = False
@@ -278,6 +287,9 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         _kill_tree(proc)
         out, _ = proc.communicate()
         timed_out = True
+    except BaseException:  # Ctrl-C, SIGTERM or SIGHUP (see stop_on_signals): end the notebook, then go
+        _end_notebook(proc)
+        raise
     wall = time.perf_counter() - t0
     text = out.decode(errors="replace") if out else ""
     ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
@@ -287,6 +299,79 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
         status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
     atomic_write_json(run_dir / "status.json", status)
     return status
+
+
+# Run as ``python -c`` in front of papermill: the new process asks Linux to SIGKILL it when the
+# process that started it dies (PR_SET_PDEATHSIG, kept across exec), then execs papermill.  A wrapper
+# instead of Popen's preexec_fn, which is unsafe in a process with threads (a Ray worker).
+_PDEATHSIG_SRC = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0 or os.getppid() != int(sys.argv[1]):
+    os._exit(70)  # prctl failed, or the parent died before it took effect
+os.execv(sys.executable, [sys.executable] + sys.argv[2:])
+"""
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` (a ``python ...`` command line) made to die by SIGKILL when this process dies, however
+    it dies (SIGKILL included), on Linux; unchanged elsewhere.
+
+    Papermill's kernel follows papermill: jupyter_client tells it papermill's pid (``JPY_PARENT_PID``),
+    and ipykernel exits within a second of that process going away.  So a batch killed outright
+    leaves no notebook computing behind it; the signals it can catch end the notebook at once
+    (:func:`stop_on_signals`).
+    """
+    if not sys.platform.startswith("linux") or cmd[0] != sys.executable:
+        return cmd
+    return [sys.executable, "-c", _PDEATHSIG_SRC, str(os.getpid()), *cmd[1:]]
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the batch (SIGINT raises KeyboardInterrupt itself)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within: SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so the run in progress ends its notebook before the batch exits.
+
+    A signal that is ignored (``nohup`` ignores SIGHUP) stays ignored; outside the main thread
+    nothing changes (Python delivers signals only there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            saved[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def _end_notebook(proc: subprocess.Popen) -> None:
+    """Kill papermill and its kernel, with further stop signals held off until they are gone."""
+    blocked = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        _kill_tree(proc)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -409,6 +494,25 @@ def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
                 os.environ[k] = v
 
 
+def _long_runs(cfg: BatchConfig, runs: list[dict]) -> list[str]:
+    """Warnings for runs whose ``iterations`` make them take hours or more (before any run starts)."""
+    if not any(r.get("iterations") for r in runs):
+        return []
+    from .config import get_profile
+    from .unlearn import long_run_warning
+
+    defaults = notebook_parameters(cfg.notebook)
+    out = []
+    for r in runs:
+        p = {**defaults, **r}
+        if p.get("iterations") and set(p.get("methods") or ()) & {"ours", "ours_no_vss"}:
+            msg = long_run_warning(int(p["iterations"]), get_profile(p["profile"], p["dataset"]).model,
+                                   p.get("device", "auto"))
+            if msg and msg not in out:
+                out.append(msg)
+    return out
+
+
 def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = None, backend: str = "local",
               address: str | None = None, dry_run: bool = False, log=print, jobs: int | str | None = None) -> int:
     """Run every unfinished run of ``config``; returns 0 when all runs are done, 1 otherwise.
@@ -422,6 +526,8 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
     if jobs is not None:
         cfg.jobs = check_jobs(jobs)
     runs = cfg.runs()
+    for msg in _long_runs(cfg, runs):
+        log(f"warning: {msg}")
     if dry_run:
         for p in runs:
             log(f"{run_id(p)}: {json.dumps(p, sort_keys=True)}")
@@ -431,6 +537,12 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
         from .distributed import check_cluster, shutdown
 
         check_cluster(address, runs)
+    with stop_on_signals():
+        return _run_grid(cfg, runs, backend, address, log)
+
+
+def _run_grid(cfg: BatchConfig, runs: list[dict], backend: str, address: str | None, log) -> int:
+    t_all = time.perf_counter()
     try:
         _check_writable(cfg.results)
         store = cfg.results / "store"
@@ -447,7 +559,6 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
                 todo.append((p, d))
         log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
             f"({cfg.notebook.name}, backend {backend})")
-        t_all = time.perf_counter()
         if backend == "ray":
             from .distributed import run_on_ray
 
@@ -456,6 +567,8 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
             _run_local(cfg, todo, store, log)
     finally:
         if backend == "ray":
+            from .distributed import shutdown
+
             shutdown()
     recs, statuses = collect(cfg)
     failed = [s for s in statuses if s.get("state") != "done"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -73,6 +74,9 @@ def cmd_run(a) -> int:
         raise ConfigError("--forget-class applies to --scheme class only; the memorized scheme uses --forget-frac")
     if a.forget_frac is None:
         a.forget_frac = 0.1
+    if a.out is not None and Path(a.out).is_dir():  # found now, not after every method has run
+        raise ConfigError(f"--out {a.out} is a folder; give the path of the JSON file to write, "
+                          f"e.g. {Path(a.out) / 'records.json'}")
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed, profile=a.profile,
                      forget_frac=a.forget_frac, forget_class=a.forget_class, device=a.device,
                      results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)
@@ -80,7 +84,15 @@ def cmd_run(a) -> int:
     kw = {"methods": methods} if methods else {}
     ours = {k: getattr(a, k) for k in ("alpha", "beta", "lr", "iterations") if getattr(a, k) is not None}
     out = a.out or (Path(exp.results) / "experiments" / f"{_run_name(a, exp, methods, ours)}.json")
-    recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
+    from .metrics import DivergedError
+
+    try:
+        recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
+    except DivergedError as e:  # the table still shows what the other methods gave
+        print(records_markdown(e.records))
+        print(f"result: {out}")
+        print(f"advunlearn: error: {e}", file=sys.stderr)
+        return 1
     print(records_markdown(recs))
     print(f"result: {out}")
     return 0
@@ -291,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
-        return a.func(a)
+        with _plain_warnings():
+            return a.func(a)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP in a batch: one line, no traceback
+        return _stopped(a, e)
     except ConfigError as e:
         print(f"advunlearn: error: {e}", file=sys.stderr)
         return 2
@@ -303,6 +318,39 @@ def main(argv: list[str] | None = None) -> int:
             print(f"advunlearn: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """Within: the package's own warnings (a run of absurd size) as one line on stderr, like its errors."""
+    import warnings
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if category.__module__.startswith("advunlearn."):
+                print(f"advunlearn: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _stopped(a, e: KeyboardInterrupt) -> int:
+    """Say what a stop left behind; exit status 128 + the signal's number, as the shell reports it."""
+    import signal
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    what = ("any run in progress was stopped with its notebook; run the same command again to resume "
+            "(finished runs are kept)" if a.cmd == "batch" else
+            "finished artifacts are kept in the store; run the same command again to resume")
+    try:
+        print(f"\nadvunlearn: stopped by {signal.Signals(signum).name}: {what}", file=sys.stderr)
+    except OSError:  # the terminal is gone (SIGHUP)
+        pass
+    return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,17 @@ PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
 UNLEARN_KEYS = tuple(f"{s}-{d}" for s in ("random", "class") for d in ("dense", "sparse")) + ("random", "class")
 
 
+# Seeds.  The code seeds its generators with the experiment's seed plus fixed offsets (e.g.
+# ``seed + 10_000`` for Retrain's initialisation, ``seed + 1299709`` for the evaluation noise in
+# unlearn.py); 1,299,709 is the largest (tests/test_bad_input.py checks the source for larger ones).
+# A seed is allowed up to the value at which seed + offset still fits a signed 32-bit integer, the
+# narrowest seed any generator here or in the libraries it feeds takes (NumPy's legacy RandomState
+# and scikit-learn's random_state: < 2**32; torch.Generator.manual_seed: < 2**64).  The reference
+# models' seeds, seed * 1000 + 1 + i (strong.py), go to torch alone and stay below 2**41.
+MAX_SEED_OFFSET = 1_299_709
+MAX_SEED = 2**31 - 1 - MAX_SEED_OFFSET
+
+
 class ConfigError(ValueError):
     """A setting is invalid; the message names the field and the allowed values."""
 
@@ -60,10 +71,15 @@ def check_range(name: str, value: Any, lo: float | None = None, hi: float | None
     if bad:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
+        lo_s = "-inf" if lo is None else str(lo) if isinstance(lo, int) else f"{lo:g}"
+        hi_s = "inf" if hi is None else str(hi) if isinstance(hi, int) else f"{hi:g}"
         raise ConfigError(f"{name}={value!r} is out of range; allowed: {left}{lo_s}, {hi_s}{right}")
     return value
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as an int in [0, MAX_SEED]; ConfigError naming the range otherwise."""
+    return check_range(name, value, 0, MAX_SEED, integer=True)
 
 
 class _Checked:
@@ -455,5 +471,5 @@ def profile_to_dict(p: Profile) -> dict:
 __all__ = [
     "ConfigError", "TrainConfig", "UnlearnConfig", "AttackerConfig", "Profile", "get_profile",
     "profile_to_dict", "DATASETS", "MODELS", "SCHEMES", "PROFILE_NAMES", "PAPER_UNLEARN",
-    "check_choice", "check_range", "replace", "load_tuned", "tuned_path", "TUNED_DIR",
+    "check_choice", "check_range", "check_seed", "MAX_SEED", "replace", "load_tuned", "tuned_path", "TUNED_DIR",
 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DATASETS, ConfigError, check_choice, check_range
+from .config import DATASETS, ConfigError, check_choice, check_range, check_seed
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -161,10 +161,12 @@ FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 
 def _find_fashion(root: Path | None) -> Path | None:
-    candidates = []
+    """The folder holding the four files: under ``root`` only when one is given (a data root that
+    lacks them is an error, never a silent fall-back), else the Debian copy or the download cache."""
     if root is not None:
-        candidates += [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
-    candidates += [DEBIAN_FASHION, _cache_dir() / "FashionMNIST" / "raw"]
+        candidates = [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
+    else:
+        candidates = [DEBIAN_FASHION, _cache_dir() / "FashionMNIST" / "raw"]
     for c in candidates:
         if all((c / f).exists() or (c / (f + ".gz")).exists() for f in FASHION_FILES):
             return c
@@ -177,6 +179,8 @@ def _cache_dir() -> Path:
 
 def _load_fashion(root, device, download: bool) -> Dataset:
     where = _find_fashion(Path(root) if root else None)
+    if where is None and root:
+        raise _not_in_root("fashion-mnist", root)
     if where is None and download:
         try:
             import torchvision
@@ -213,6 +217,8 @@ def _load_cifar(name, root, device, download: bool) -> Dataset:
     folder = base / CIFAR_DIRS[name]
     if not folder.exists() and (base.name == CIFAR_DIRS[name]):
         folder = base
+    if not folder.is_dir() and root:  # a given data root is where the files are, never a download target
+        raise _not_in_root(name, root)
     if not folder.exists() and download:
         try:
             import torchvision
@@ -253,7 +259,7 @@ def _load_cifar(name, root, device, download: bool) -> Dataset:
     # Every file must be there before any is read.
     for f in train_files + test_files:
         if not f.exists():
-            raise _missing(name, root, None, f"missing file {f}")
+            raise _not_in_root(name, root, f"missing file {f}") if root else _missing(name, None, None, f"missing file {f}")
 
     def rd(files):
         xs, ys = zip(*(rd1(f) for f in files))
@@ -284,6 +290,24 @@ def _missing(name: str, root, cause: Exception | None, detail: str | None = None
     what = f": {detail}" if detail else ""
     why = f"; the download failed: {cause}" if cause else ""
     return DatasetNotFoundError(f"dataset {name!r} is not available{looked}{what}{why}. To get it: {_how(name)}")
+
+
+def _not_in_root(name: str, root, detail: str | None = None) -> DatasetNotFoundError:
+    """The data root the caller gave does not hold dataset ``name``: say which files belong there."""
+    root = Path(root)
+    if name == "fashion-mnist":
+        expected = (f"{', '.join(FASHION_FILES)} (each may end in .gz) in {root}, {root / 'fashion-mnist'} or "
+                    f"{root / 'FashionMNIST' / 'raw'}")
+        default = (f"the Debian package `dataset-fashion-mnist` ({DEBIAN_FASHION}) or a torchvision download "
+                   f"into {_cache_dir()}")
+    else:
+        inside = "data_batch_1..5 and test_batch" if name == "cifar10" else "train and test"
+        expected = f"the folder {root / CIFAR_DIRS[name]} holding {inside} (CIFAR's Python version)"
+        default = f"a torchvision download (needs network access) into {_cache_dir()}"
+    what = f" ({detail})" if detail else ""
+    return DatasetNotFoundError(f"dataset {name!r} is not in the data root root={str(root)!r}{what}: expected "
+                                f"{expected}. Put the files there, or leave the data root (--data-root, "
+                                f"data_root) out to use {default}")
 
 
 def _corrupt(name: str, path: Path, problem: str) -> DatasetNotFoundError:
@@ -346,7 +370,7 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
         if scores.numel() != len(dataset.y):
             raise ConfigError(f"scores has {scores.numel()} entries; one per dataset index ({len(dataset.y)}) is needed")
     val_frac = check_range("val_frac", val_frac, 0, 1, lo_open=True, hi_open=True)
-    seed = check_range("seed", seed, 0, integer=True)
+    seed = check_seed(seed)
     if max_train is not None:
         max_train = check_range("max_train", max_train, 2, integer=True)
     if scheme in ("random", "memorized"):

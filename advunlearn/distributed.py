@@ -12,8 +12,11 @@ before anything is written and :func:`run_on_ray` for the unfinished runs (see `
   (``ADVUNLEARN_FAST``, ``ADVUNLEARN_DATA``, ...) are passed on to the tasks.
 * A task whose worker process dies (killed, out of memory, node lost) is run again by Ray up to
   ``ADVUNLEARN_RAY_RETRIES`` times (default 2); past that the run is recorded as failed in its
-  ``status.json`` and the batch goes on.  A watchdog process kills the notebook (papermill and its
-  kernel) of a worker that died, so a retry never races an orphaned predecessor.
+  ``status.json`` and the batch goes on.  The notebook (papermill and its kernel) dies with its
+  worker (:func:`advunlearn.batch.die_with_parent`), and a watchdog process kills whatever of it is
+  left, so a retry never races an orphaned predecessor.  A stopped driver (Ctrl-C, SIGTERM, SIGHUP)
+  cancels its tasks, which kills their workers; a killed one leaves its workers to Ray, which ends
+  the workers of a driver that is gone.
 * Each attempt appends ``{"pid", "host", "node_id", "started"}`` to ``<run>/ray_worker.json``.
 * Token authentication: ``ray start`` turns it on when ``RAY_AUTH_MODE`` is unset and a token is
   found (``~/.ray/auth_token``, which a local ``ray.init()`` writes, ``RAY_AUTH_TOKEN`` or

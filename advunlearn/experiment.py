@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Profile, check_range, get_profile
+from .config import Profile, check_range, check_seed, get_profile
 from .data import Dataset, Splits, load_dataset, make_splits
 from .models import Classifier, build_model, model_signature
 from .prune import apply_masks, masks_from_model, omp, sparsity_of
@@ -54,6 +54,7 @@ class Experiment:
     shadow: dict | None = None
 
     def __post_init__(self):
+        self.seed = check_seed(self.seed)  # before anything is loaded or written
         check_range("sparsity", self.sparsity, 0, 1, hi_open=True)
         self.prof: Profile = get_profile(self.profile, self.dataset, **self.profile_overrides)
         self.dev = resolve_device(self.device)

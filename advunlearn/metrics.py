@@ -47,9 +47,13 @@ def evaluate(model, exp, time_s: float | None = None, *, attacks: bool = True,
     retain/test subsets are drawn with ``exp.seed``.
     """
     outputs = {k: _mia.softmax_outputs(model, exp, k) for k in ("forget", "retain", "test", "val")}
-    # A diverged model (NaN/inf outputs, e.g. gradient ascent run too far) gets its accuracies with
-    # those samples counted wrong, NaN attack scores and diverged=True instead of an SVC crash.
-    diverged = not all(bool(torch.isfinite(p).all()) for p, _ in outputs.values())
+    # A diverged model (non-finite weights or outputs, e.g. gradient ascent run too far, or a loss
+    # that overflowed) gets its accuracies with those samples counted wrong, NaN attack scores,
+    # diverged=True and the reason in ``failed`` instead of an SVC crash: a failed result, never a
+    # number to report (run_experiment raises DivergedError for it, the report shows it as failed).
+    bad_weights = [n for n, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad_outputs = [k for k, (p, _) in outputs.items() if not bool(torch.isfinite(p).all())]
+    diverged = bool(bad_weights or bad_outputs)
     res = {
         "UA": 100.0 - _acc(*outputs["forget"]),
         "RA": _acc(*outputs["retain"]),
@@ -63,10 +67,31 @@ def evaluate(model, exp, time_s: float | None = None, *, attacks: bool = True,
     }
     if diverged:
         res["diverged"] = True
+        res["failed"] = ("diverged: non-finite weights in " + ", ".join(bad_weights[:3]) +
+                         (f" and {len(bad_weights) - 3} more tensor(s)" if len(bad_weights) > 3 else "")
+                         if bad_weights else "diverged: non-finite outputs on " + ", ".join(bad_outputs))
     if attacks:
         res["mia"] = ({a: float("nan") for a in _mia.ATTACKS} if diverged else
                       _mia.all_attacks(outputs, seed=exp.seed, max_per_side=max_per_side))
     return res
+
+
+def failure(result: Mapping) -> str | None:
+    """Why a result record is a failed run (``failed``; ``diverged`` in records of older code), or None."""
+    if result.get("failed"):
+        return str(result["failed"])
+    return "diverged: non-finite outputs" if result.get("diverged") else None
+
+
+class DivergedError(RuntimeError):
+    """Some methods of a run diverged; ``records`` holds every record of the run, those marked failed."""
+
+    def __init__(self, records: list[dict], where: str | None = None):
+        self.records = records
+        bad = "; ".join(f"{r.get('method')}: {failure(r)}" for r in records if failure(r))
+        super().__init__(f"the run failed: a method diverged ({bad}); its record is marked failed"
+                         + (f" in {where}" if where else "") + "; lower that method's learning rate or loss "
+                         "weights (lr, alpha) and run again")
 
 
 def avg_disparity(result: Mapping, retrain_result: Mapping) -> float:
@@ -77,4 +102,5 @@ def avg_disparity(result: Mapping, retrain_result: Mapping) -> float:
     return sum(abs(float(result[k]) - float(retrain_result[k])) for k in DISPARITY_KEYS) / len(DISPARITY_KEYS)
 
 
-__all__ = ["evaluate", "avg_disparity", "confidence_histogram", "DISPARITY_KEYS", "CONFIDENCE_BINS"]
+__all__ = ["evaluate", "avg_disparity", "confidence_histogram", "failure", "DivergedError", "DISPARITY_KEYS",
+           "CONFIDENCE_BINS"]

@@ -15,6 +15,8 @@ A *result record* is a JSON object (one per file, or a list of them per file) wi
 ``MIA_efficacy``   percent (the confidence SVC attack)
 ``run_time_s``     seconds for one seed (may be null)
 ``mia``            optional ``{"correctness", "confidence", "entropy", "m_entropy", "prob"}`` (Figure 2)
+``failed``         optional: why the run failed (e.g. "diverged: non-finite weights in ..."); such a
+                   record (or one with ``diverged: true``) is shown as failed, never averaged
 =================  =========================================================================
 
 Other keys are ignored.  JSON files under the folder that are not records (no ``method`` and ``UA``)
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .metrics import DISPARITY_KEYS, avg_disparity
+from .metrics import DISPARITY_KEYS, avg_disparity, failure
 
 REQUIRED = ("dataset", "scheme", "sparsity", "seed", "method", "UA", "RA", "TA", "MIA_efficacy")
 
@@ -219,7 +221,7 @@ def summarize(records: Iterable[Mapping]) -> dict[tuple, dict[str, Stat]]:
     the way the paper's tables read (never above ``disparity``: a mean of absolute differences is at
     least the absolute difference of the means).
     """
-    recs = _dedupe(records)
+    recs = [r for r in _dedupe(records) if not failure(r)]  # a failed (diverged) run has no numbers to average
     out: dict[tuple, dict[str, Stat]] = {}
     for (ds, sc, sp), methods in _by_setting(recs).items():
         retrain = methods.get("retrain", {})
@@ -322,7 +324,10 @@ def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: 
     """
     methods = table1_methods() if methods is None else methods
     summ = summarize(records)
-    keys = [k for k in summ if k[0] == dataset and k[1] == scheme]
+    failed = [r for r in _dedupe(records) if failure(r) and r["dataset"] == dataset and r["scheme"] == scheme]
+    failed_at = {(r["sparsity"], method_key(r)) for r in failed}
+    keys = [k for k in summ if k[0] == dataset and k[1] == scheme] + \
+        [(dataset, scheme, s, m) for s, m in failed_at]
     if not keys:
         raise ValueError(f"no records for dataset={dataset!r}, scheme={scheme!r}")
     sps = sorted({k[2] for k in keys})
@@ -339,16 +344,24 @@ def build_table(records: Iterable[Mapping], dataset: str, scheme: str, methods: 
         for k in metrics:
             for s in sps:
                 st = summ.get((dataset, scheme, s, m))
-                cells.append(st[k].cell() if st else "–")
+                cells.append(st[k].cell() if st else "failed" if (s, m) in failed_at else "–")
         rt = next((summ[(dataset, scheme, s, m)]["run_time_min"] for s in sps
                    if (dataset, scheme, s, m) in summ and summ[(dataset, scheme, s, m)]["run_time_min"].n), Stat())
         cells.append(rt.cell())
-        rows.append((method_label(m), cells))
+        n_failed = sum(method_key(r) == m for r in failed)
+        rows.append((method_label(m) + (f" ({n_failed} failed)" if n_failed else ""), cells))
     ttl = title or f"{_label(DATASET_LABELS, dataset)} {_label(SCHEME_LABELS, scheme)}"
     note = ("Mean ± sample std over seeds; Avg. Disparity per seed against that seed's Retrain, then "
             "averaged; Disparity of Means: the Avg. Disparity of the mean row against Retrain's mean row "
             "(how the paper's tables read); run time of the dense run (or the sparse one if no dense run).")
+    if failed:
+        note += " Failed runs, left out of the numbers: " + "; ".join(_failed_line(r) for r in failed) + "."
     return Table(ttl, groups, rows, note)
+
+
+def _failed_line(r: Mapping) -> str:
+    return (f"{method_label(method_key(r))} {sparsity_label(r['sparsity'])} seed {r['seed']}: "
+            f"{failure(r)}")
 
 
 def _settings(records: Sequence[dict]) -> list[tuple[str, str]]:
@@ -707,7 +720,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     Writes ``table1.md/.csv/.html``, ``table2.md/.csv/.html`` (when the ablation is present),
     ``summary.csv``, ``figure2.html`` (when records carry ``mia``), ``strong.md/.html`` (the strong
     attacks and their ROC, when records carry ``strong``), ``ulira.md`` (U-LiRA and the NeurIPS 2023
-    score with intervals, from ``advunlearn ulira`` records) and ``report.html`` (self-contained:
+    score with intervals, from ``advunlearn ulira`` records), ``failed.md`` (the failed runs, when there
+    are any; the tables mark them too) and ``report.html`` (self-contained:
     plotly's JavaScript inlined so it opens offline) into ``out_dir`` (default ``results_dir/report``).
     Returns ``{name: path}``.  Raises ConfigError (a ValueError) when the folder is missing or holds no result records.
     """
@@ -725,6 +739,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     t1, t2 = table1(records), table2(records)
+    failed = [r for r in _dedupe(records) if failure(r)]
+    records = [r for r in records if not failure(r)]  # the figures and the strong attacks: finished runs only
     for name, tables in (("table1", t1), ("table2", t2)):
         if not tables:
             continue
@@ -738,6 +754,13 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
     p = out / "summary.csv"
     _write(p, summary_csv(records))
     written["summary.csv"] = p
+    failed_md = [f"- {_label(DATASET_LABELS, r['dataset'])} {_label(SCHEME_LABELS, r['scheme'])}, {_failed_line(r)}"
+                 for r in failed]
+    (out / "failed.md").unlink(missing_ok=True)
+    if failed:
+        p = out / "failed.md"
+        _write(p, "# Failed runs (left out of every table and figure)\n\n" + "\n".join(failed_md) + "\n")
+        written["failed.md"] = p
     fig_html, fig_note = _figures_html(records, inline_plotly)
     if fig_html:
         p = out / "figure2.html"
@@ -757,7 +780,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
         written["ulira.md"] = out / "ulira.md"
     seeds = sorted({r["seed"] for r in records})
     body = ["<h1>Discriminative Adversarial Unlearning: results</h1>",
-            f"<p>{len(records)} records from <code>{html.escape(str(results_dir))}</code>; seeds {seeds}.</p>",
+            f"<p>{len(records)} records from <code>{html.escape(str(results_dir))}</code>; seeds {seeds}"
+            f"{f'; {len(failed)} failed run(s), listed below' if failed else ''}.</p>",
             "<h2>Table 1</h2>", *(t.to_html() for t in t1)]
     if t2:
         body += ["<h2>Table 2: role of V_ss</h2>", *(t.to_html() for t in t2)]
@@ -768,6 +792,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, 
                  _strong_html(strong_table_html, strong_figs, False if fig_html else js)]
     if ulira_recs:
         body += ["<h2>U-LiRA and the NeurIPS 2023 unlearning score (shadow models)</h2>", _markdown_table_html(ulira_md)]
+    if failed:
+        body += ["<h2>Failed runs</h2>", "<ul>" + "".join(f"<li>{html.escape(l[2:])}</li>" for l in failed_md) + "</ul>"]
     p = out / "report.html"
     _write(p, _html_page("advunlearn report", "\n".join(body)))
     written["report.html"] = p

@@ -24,6 +24,7 @@ import torch
 from . import methods as M
 from .config import ConfigError, UnlearnConfig
 from .experiment import Experiment
+from .metrics import DivergedError, failure
 from .store import atomic_write_json, load_model, load_state, read_json, save_model, save_state
 
 
@@ -262,6 +263,7 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
     if len(methods) == 0:
         raise ConfigError(f"methods is empty; choose from {', '.join(M.names())}")
     M.check_names(list(methods))
+    _warn_if_long(exp, unlearn_config(exp, **(ours_overrides or {})), methods)
     ours = _ours_names()
     for m in methods:  # every method's hyperparameters, checked before any work
         M.resolve_hparams(exp, m, ours_overrides if m in ours else None)
@@ -272,10 +274,27 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
         recs.append(rec)
         if log:
             log(f"  {m:12s} UA {rec['UA']:6.2f}  MIA {rec['MIA_efficacy']:6.2f}  RA {rec['RA']:6.2f}  "
-                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({time.perf_counter() - t0:.1f}s wall)")
+                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({time.perf_counter() - t0:.1f}s wall)"
+                + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
     if out is not None:
         atomic_write_json(out, recs)
+    if any(failure(r) for r in recs):  # the records are written, marked failed; the run is not a success
+        raise DivergedError(recs, str(out) if out is not None else None)
     return recs
+
+
+class LongRunWarning(UserWarning):
+    """A run's size (iterations) makes it take hours or more."""
+
+
+def _warn_if_long(exp: Experiment, cfg: UnlearnConfig, methods: Sequence[str]) -> None:
+    import warnings
+
+    from .unlearn import long_run_warning
+
+    msg = long_run_warning(cfg.iterations, exp.prof.model, exp.dev.type) if set(methods) & set(_ours_names()) else None
+    if msg:
+        warnings.warn(LongRunWarning(msg), stacklevel=3)
 
 
 def records_markdown(recs: Sequence[dict]) -> str:
@@ -286,7 +305,8 @@ def records_markdown(recs: Sequence[dict]) -> str:
     lines = ["| method | UA | MIA-Efficacy | RA | TA | Avg. Disparity | run time (s) |", "|---|---|---|---|---|---|---|"]
     for r in recs:
         dis = f"{avg_disparity(r, ret):.2f}" if ret else "n/a"
-        lines.append(f"| {r['method']} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
+        name = f"{r['method']} (FAILED: {failure(r).split(':')[0]})" if failure(r) else r["method"]
+        lines.append(f"| {name} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
                      f"{dis} | {r['run_time_s'] or 0:.2f} |")
     return "\n".join(lines)
 

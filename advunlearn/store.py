@@ -39,14 +39,19 @@ def config_hash(config: Any) -> str:
 
 
 def _write_error(path: Path, e: OSError) -> StoreError:
+    """What went wrong writing ``path`` and the fix that fits it (not 'free space' for a folder in the way)."""
+    folder = "choose another results folder (--results / ADVUNLEARN_RESULTS)"
     if e.errno == errno.ENOSPC:
-        why = "the disk is full"
+        why, fix = "the disk is full", f"Free space or {folder}"
     elif e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-        why = "the folder is not writable (read-only or no permission)"
+        why, fix = "the folder is not writable (read-only or no permission)", f"Make it writable or {folder}"
+    elif e.errno == errno.EISDIR:
+        why, fix = "it is a folder", "Give the path of a file to write instead (e.g. a .json file inside it)"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):  # mkdir where a file stands
+        why, fix = "a part of its path is a file, not a folder", "Choose a path whose parents are folders"
     else:
-        why = e.strerror or str(e)
-    return StoreError(f"cannot write {path}: {why}. Free space or choose another results folder "
-                      "(--results / ADVUNLEARN_RESULTS).")
+        why, fix = e.strerror or str(e), "Choose another path"
+    return StoreError(f"cannot write {path}: {why}. {fix}.")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -121,13 +126,13 @@ def load_state(path: str | os.PathLike, expect: dict | None = None, device="cpu"
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    want = _checksum(path)
     try:
         blob = path.read_bytes()
-        side = path.with_suffix(".json")
-        want = json.loads(side.read_text()).get("sha256") if side.exists() else None
-        if want is not None and hashlib.sha256(blob).hexdigest() != want:
-            raise CheckpointError(f"checkpoint {path} does not match the checksum written with it (its bytes "
-                                  f"changed on disk); delete its folder {path.parent} to recompute it")
+        if hashlib.sha256(blob).hexdigest() != want:
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated: it does not match the checksum "
+                                  f"written with it (its bytes changed on disk); delete its folder {path.parent} "
+                                  "to recompute it")
         tensors = load(blob)
         header_len = int.from_bytes(blob[:8], "little")
         header = json.loads(blob[8:8 + header_len])
@@ -142,6 +147,24 @@ def load_state(path: str | os.PathLike, expect: dict | None = None, device="cpu"
             raise CheckpointError(f"checkpoint {path} has {k}={meta[k]!r} but {v!r} was expected; "
                                   "it belongs to another model or dataset")
     return {k: t.to(device) for k, t in tensors.items()}, meta
+
+
+def _checksum(path: Path) -> str:
+    """The sha256 that :func:`save_state` wrote beside ``path``; a checkpoint without it is never loaded
+    (its bytes could not be checked)."""
+    side = path.with_suffix(".json")
+    try:
+        want = json.loads(side.read_text()).get("sha256")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} has lost its metadata file {side.name}, which holds its checksum, "
+                              f"so it cannot be checked; delete its folder {path.parent} to recompute it") from None
+    except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, not an object
+        raise CheckpointError(f"{side} (the checksum of {path.name}) is corrupt or truncated ({type(e).__name__}: "
+                              f"{e}); delete its folder {path.parent} to recompute it") from None
+    if not isinstance(want, str) or len(want) != 64:
+        raise CheckpointError(f"{side} holds no sha256 checksum of {path.name}; delete its folder {path.parent} "
+                              "to recompute it")
+    return want
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, meta: dict) -> None:

@@ -566,6 +566,33 @@ class _EvalSets:
         return out
 
 
+# Seconds one Algorithm 1 iteration takes at the least, rounded down from benchmarks/RESULTS.md: the
+# digits MLP on one idle CPU thread 85 ms (batch 128; this project's CPU profiles use 64), the small
+# CNN on a CPU thread 6.7 s (Fashion-MNIST), ResNet-18 on an H100 74 ms.  Unmeasured settings (a
+# GPU for the small models) get the smallest value.  Used only to warn before a run of absurd size.
+SECONDS_PER_ITERATION = {("mlp", "cpu"): 0.04, ("cnn", "cpu"): 2.0, ("resnet18", "cpu"): 2.0,
+                         ("resnet18", "cuda"): 0.05}
+LONG_RUN_S = 3600.0
+
+
+def long_run_warning(iterations: int, model: str, device: str) -> str | None:
+    """A warning, with the least time it can take, when ``iterations`` of Algorithm 1 take over an hour."""
+    dev = str(device).split(":")[0]
+    known = [v for (m, d), v in SECONDS_PER_ITERATION.items() if m == model and dev in (d, "auto")]
+    per = min(known) if known else min(SECONDS_PER_ITERATION.values())  # "auto": the faster device
+    est = iterations * per
+    if est < LONG_RUN_S:
+        return None
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if est >= size or unit == "minutes":
+            took = f"{est / size:,.1f} {unit}"
+            break
+    where = {"cpu": " on a CPU", "cuda": " on a GPU"}.get(dev, "")
+    basis = f"the {model} model{where}" if known else "any model and device"
+    return (f"iterations={iterations:,} of Algorithm 1 will take at least {took} (at {per * 1000:g} ms per "
+            f"iteration, the least measured for {basis}); Ctrl-C stops it, and what it finished stays in the store")
+
+
 def _progress(total: int, enabled: bool):
     if not enabled or os.environ.get("ADVUNLEARN_PROGRESS", "1") == "0":
         return None
@@ -574,4 +601,4 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="unlearn", leave=False)
 
 
-__all__ = ["adversarial_unlearn", "AdversarialUnlearner", "History", "split_validation"]
+__all__ = ["adversarial_unlearn", "AdversarialUnlearner", "History", "split_validation", "long_run_warning"]

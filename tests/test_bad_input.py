@@ -36,6 +36,10 @@ CLI_CASES = [
     (["run", "--forget-class", "3"], "--forget-class applies to --scheme class", "--forget-frac"),
     (["run", "--scheme", "class", "--forget-frac", "0.2"], "--forget-frac applies to --scheme random", "--forget-class"),
     (["pretrain", "--sparsity", "1.5"], "sparsity=1.5", "[0, 1)"),
+    (["run", "--seed", "18446744073709551615"], "seed=18446744073709551615", "[0, 2146183938]"),
+    (["run", "--seed", str(2**64)], f"seed={2**64}", "[0, 2146183938]"),
+    (["pretrain", "--seed", "2146183939"], "seed=2146183939", "[0, 2146183938]"),
+    (["run", "--seed", "-1"], "seed=-1", "[0, 2146183938]"),
 ]
 
 
@@ -72,7 +76,9 @@ def test_cli_report_of_a_wrong_folder(tmp_path, target, needle):
 
 @pytest.mark.parametrize("body, needle", [
     (b"\x00\x01\xff\xfe", "not UTF-8"), (b"name: x\nresults: 5\ngrid: {seed: [0]}\n", "results=5"),
-    (b"name: ../up\ngrid: {seed: [0]}\n", "name='../up'"), (b"name: [a, b]\ngrid: {seed: [0]}\n", "name=['a', 'b']")])
+    (b"name: ../up\ngrid: {seed: [0]}\n", "name='../up'"), (b"name: [a, b]\ngrid: {seed: [0]}\n", "name=['a', 'b']"),
+    (b"", "is empty"), (b"# nothing yet\n", "is empty"), (b"{}\n", "is empty"),
+    (b"name: x\n", "names no grid and no params"), (b"name: x\ngrid: {}\nparams:\n", "names no grid and no params")])
 def test_batch_config_that_is_not_text_or_has_wrong_types(tmp_path, body, needle):
     from advunlearn.batch import load_config
 
@@ -105,6 +111,7 @@ BATCH_CASES = [
     ("lr: -0.01", "lr=-0.01"), ("forget_frac: 0.0", "forget_frac=0.0"), ("forget_frac: 1", "forget_frac=1"),
     ("dataset: imagenet", "dataset='imagenet'"), ("iterations: 0", "iterations=0"), ("device: tpu", "device='tpu'"),
     ("forget_class: 10", "forget_class=10 is out of range for digits; allowed: 0..9"),
+    ("seed: 18446744073709551616", "seed=18446744073709551616 is out of range; allowed: [0, 2146183938]"),
 ]
 
 
@@ -173,6 +180,111 @@ def test_checkpoint_of_another_architecture_and_truncated(tmp_path):
         load_model(tmp_path / "cnn.safetensors", mlp)
     blob = (tmp_path / "cnn.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(blob[:-100])
+    (tmp_path / "cut.json").write_bytes((tmp_path / "cnn.json").read_bytes())
     with pytest.raises(CheckpointError, match="truncated"):
         load_model(tmp_path / "cut.safetensors", build_model("cnn", 10, 1, 8))
     assert all(torch.equal(a, b) for a, b in zip(before, mlp.parameters()))  # the model is untouched
+
+
+def test_seed_bound_covers_every_offset_the_code_adds(tmp_path):
+    """The largest seed allowed, plus every offset the code adds to a seed, fits every generator; one
+    more is refused by the Python API before anything is loaded or written."""
+    import re
+
+    import numpy as np
+    from sklearn.utils import check_random_state
+
+    from advunlearn.config import MAX_SEED, MAX_SEED_OFFSET
+    from advunlearn.experiment import Experiment
+
+    offsets = set()
+    for f in (ROOT / "advunlearn").glob("*.py"):
+        for m in re.finditer(r"seed\)?\s*\+\s*([0-9][0-9_]*)", f.read_text()):
+            offsets.add(int(m.group(1)))
+    assert 10_000 in offsets and max(offsets) == MAX_SEED_OFFSET, sorted(offsets)
+    for off in (0, *offsets):
+        s = MAX_SEED + off
+        torch.Generator().manual_seed(s)
+        np.random.default_rng(s)
+        np.random.RandomState(s)
+        check_random_state(s)
+    torch.Generator().manual_seed(MAX_SEED * 1000 + 4)  # strong.py's reference models
+    for bad in (MAX_SEED + 1, 2**64 - 1, 2**64, -1):
+        with pytest.raises(ConfigError, match=rf"seed={bad} is out of range; allowed: \[0, {MAX_SEED}\]"):
+            Experiment(dataset="digits", profile="tiny", seed=bad, results=tmp_path / "r", progress=False)
+        with pytest.raises(ConfigError, match=rf"seed={bad} is out of range"):
+            make_splits(load_dataset("digits"), seed=bad)
+    assert not (tmp_path / "r").exists()
+
+
+def test_largest_seed_runs(tmp_path):
+    from advunlearn import cli
+    from advunlearn.config import MAX_SEED
+
+    res = tmp_path / "r"
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "retrain,ft", "--seed", str(MAX_SEED),
+                   "--results", str(res), "--no-progress"])
+    assert rc == 0
+    assert len(list(res.glob("result/*/DONE"))) == 2
+
+
+def test_empty_batch_config_runs_nothing(tmp_path, capsys):
+    from advunlearn import cli
+
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("")
+    rc = cli.main(["batch", str(cfg), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"batch config {cfg} is empty" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_absurd_iterations_warn_with_the_expected_time_before_any_work(tmp_path, monkeypatch, capsys):
+    from advunlearn import cli, runner
+
+    class FirstWork(Exception):
+        pass
+
+    def first_work(*a, **k):  # stand in for the first method: stop there
+        raise FirstWork
+
+    monkeypatch.setattr(runner, "evaluate_method", first_work)
+    res = tmp_path / "r"
+    with pytest.raises(FirstWork):
+        cli.main(["run", "--profile", "tiny", "--methods", "ours", "--iterations", "1000000000", "--results", str(res),
+                  "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert ("advunlearn: warning: iterations=1,000,000,000 of Algorithm 1 will take at least 463.0 days "
+            "(at 40 ms per iteration, the least measured for the mlp model on a CPU)") in err, err
+    assert not res.exists()  # nothing was computed before the warning
+    # A size the profile could mean stays quiet.
+    with pytest.raises(FirstWork):
+        cli.main(["run", "--profile", "tiny", "--methods", "ours", "--iterations", "500", "--results", str(res),
+                  "--no-progress", "--device", "cpu"])
+    assert "warning" not in capsys.readouterr().err
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text("name: big\ngrid: {seed: [0, 1]}\nparams: {dataset: digits, profile: tiny, methods: [ours], "
+                   "iterations: 1000000000, device: cpu}\n")
+    assert cli.main(["batch", str(cfg), "--results", str(tmp_path / "b"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("warning: iterations=1,000,000,000 of Algorithm 1 will take at least 463.0 days") == 1, out
+
+
+def test_out_that_is_a_folder_fails_before_any_work_and_says_so(tmp_path, capsys):
+    from advunlearn import cli
+    from advunlearn.store import StoreError, atomic_write_json
+
+    (tmp_path / "folder").mkdir()
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "ft", "--out", str(tmp_path / "folder"),
+                   "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--out {tmp_path / 'folder'} is a folder; give the path of the JSON file" in err, err
+    assert "Free space" not in err and not (tmp_path / "r").exists()
+    # The store's own writes say the same: a folder in the way is not a full disk.
+    with pytest.raises(StoreError) as e:
+        atomic_write_json(tmp_path / "folder", [])
+    assert "it is a folder" in str(e.value) and "Free space" not in str(e.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="a part of its path is a file, not a folder"):
+        atomic_write_json(tmp_path / "file" / "x.json", [])

@@ -150,21 +150,74 @@ def test_fashion_mnist_from_debian_files():
     assert torch.bincount(ds.y[60000:]).tolist() == [1000] * 10
 
 
-def test_fashion_from_root_folder(tmp_path):
-    # IDX files the test writes itself, given through root=
+def _write_fashion(folder: Path, n_train=50, n_test=20):
     rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
 
     def idx(path, arr):
         hdr = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
         with gzip.open(path, "wb") as f:
             f.write(hdr + arr.astype(np.uint8).tobytes())
 
-    idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (50, 28, 28)))
-    idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 50))
-    idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
-    idx(tmp_path / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 20))
+    idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)))
+    idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, n_train))
+    idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
+    idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, n_test))
+
+
+def test_fashion_from_root_folder(tmp_path):
+    # IDX files the test writes itself, given through root=
+    _write_fashion(tmp_path)
     ds = load_dataset("fashion-mnist", root=tmp_path, download=False)
     assert ds.x.shape == (70, 1, 28, 28) and ds.n_pool == 50
+
+
+@pytest.mark.parametrize("root", ["empty", "absent"])
+def test_a_data_root_without_fashion_is_an_error_not_a_fall_back(tmp_path, monkeypatch, root):
+    import advunlearn.data as d
+
+    _write_fashion(tmp_path / "debian")  # a default copy that must not be used in its place
+    monkeypatch.setattr(d, "DEBIAN_FASHION", tmp_path / "debian")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError) as e:
+        load_dataset("fashion-mnist", root=tmp_path / root)
+    msg = str(e.value)
+    assert f"is not in the data root root='{tmp_path / root}'" in msg, msg
+    assert all(f in msg for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                  "t10k-labels-idx1-ubyte")), msg
+    assert "leave the data root (--data-root, data_root) out" in msg
+
+
+def test_a_data_root_without_cifar_names_its_files_and_downloads_nothing(tmp_path, monkeypatch):
+    import torchvision
+
+    def no_download(*a, **k):
+        raise AssertionError("a download was tried")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_download)
+    monkeypatch.setenv("ADVUNLEARN_DATA", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError) as e:
+        load_dataset("cifar10", root=tmp_path / "empty")
+    msg = str(e.value)
+    assert f"the folder {tmp_path / 'empty' / 'cifar-10-batches-py'} holding data_batch_1..5 and test_batch" in msg
+    assert "download" not in msg.split("leave the data root")[0], msg  # no download into the root was promised
+    assert f"a torchvision download (needs network access) into {tmp_path / 'cache'}" in msg
+    _write_cifar10(tmp_path / "some")
+    (tmp_path / "some" / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"is not in the data root .*\(missing file .*test_batch\)"):
+        load_dataset("cifar10", root=tmp_path / "some")
+
+
+def test_cli_data_root_without_the_dataset_fails_before_any_work(tmp_path, capsys):
+    from advunlearn import cli
+
+    (tmp_path / "empty").mkdir()
+    rc = cli.main(["run", "--dataset", "fashion-mnist", "--profile", "tiny", "--data-root", str(tmp_path / "empty"),
+                   "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not in the data root" in err and "t10k-labels-idx1-ubyte" in err, err
+    assert not (tmp_path / "r").exists()
 
 
 def test_augmentation_is_a_shifted_crop():

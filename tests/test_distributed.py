@@ -414,3 +414,47 @@ def test_cluster_with_token_auth_refusing_this_machine_is_a_config_error(ray_hea
         run_batch(cfg, results=tmp_path / "out", backend="ray", address=ray_head, log=lambda m: None)
     assert not (tmp_path / "out").exists()
     assert not ray.is_initialized()
+
+
+def _notebook_procs(res: Path, timeout: float = 240) -> list[psutil.Process]:
+    """Papermill and its kernel of the run writing under ``res``, once the kernel is executing."""
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        for p in psutil.process_iter(["cmdline"]):
+            if "papermill" in " ".join(p.info["cmdline"] or []) and str(res) in " ".join(p.info["cmdline"] or []):
+                try:
+                    kids = [k for k in p.children() if "ipykernel" in " ".join(k.cmdline())]
+                except psutil.Error:
+                    continue
+                if kids:
+                    time.sleep(1.5)
+                    return [p, *kids]
+        time.sleep(0.2)
+    raise AssertionError(f"no notebook kernel under {res} within {timeout} s")
+
+
+@pytest.mark.slow
+def test_stopped_ray_batch_leaves_no_notebook(ray_head, tmp_path, fast_env):
+    """Ctrl-C on the driver: the run's papermill and kernel on the cluster end with the batch (its
+    worker is cancelled, and the notebook dies with the worker), and the batch says so in one line.
+    SIGKILL of the driver's group ends them the same way (Ray kills a dead driver's workers); that
+    case is left out here to keep the test short."""
+    cfg = tmp_path / "stop.yaml"
+    cfg.write_text(f"name: stop\nnotebook: {NOTEBOOK}\ntimeout: 600\nreport: false\ngrid:\n  seed: [5]\n"
+                   "params:\n  dataset: digits\n  profile: tiny\n  device: cpu\n  methods: [ft]\n")
+    res = tmp_path / "out"
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--backend", "ray",
+           "--address", ray_head]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        nb = _notebook_procs(res)
+    except AssertionError:
+        p.kill()
+        raise AssertionError(p.communicate()) from None
+    os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "stopped by SIGINT" in err and "Traceback" not in err, out + err
+    _, alive = psutil.wait_procs(nb, timeout=30)
+    alive = [q for q in alive if _alive(q)]
+    assert not alive, f"left running after Ctrl-C: {alive}"
+    assert not (res / "runs" / run_id(load_config(cfg).runs()[0]) / "status.json").exists()

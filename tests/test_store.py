@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -52,6 +53,8 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     with pytest.raises(CheckpointError, match="another architecture"):
         load_model(tmp_path / "m.safetensors", build_model("cnn", 10, 1, 8))
     blob = (tmp_path / "m.safetensors").read_bytes()
+    for name in ("t", "g"):  # each with the checksum file of the good one
+        shutil.copy(tmp_path / "m.json", tmp_path / f"{name}.json")
     (tmp_path / "t.safetensors").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_model(tmp_path / "t.safetensors", m2)
@@ -169,3 +172,37 @@ def test_a_missing_json_of_a_done_artifact_names_the_folder_to_delete(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="corrupt"):
         read_json(tmp_path / "bad.json")
+
+
+def test_checkpoint_without_its_checksum_file_is_never_loaded(tmp_path):
+    m = build_model("mlp", 10, 1, 8)
+    path = tmp_path / "m.safetensors"
+    save_model(path, m, {"arch": "mlp"})
+    side = tmp_path / "m.json"
+    good = side.read_text()
+    side.unlink()
+    with pytest.raises(CheckpointError, match=rf"lost its metadata file m\.json.*delete its folder {tmp_path} "):
+        load_model(path, build_model("mlp", 10, 1, 8))
+    side.write_text(good[:40])  # cut short: the message names the JSON file, not the weights
+    with pytest.raises(CheckpointError, match=rf"^{side} \(the checksum of m\.safetensors\) is corrupt or truncated"):
+        load_model(path, build_model("mlp", 10, 1, 8))
+    side.write_text(json.dumps({"arch": "mlp"}))
+    with pytest.raises(CheckpointError, match="holds no sha256 checksum"):
+        load_model(path, build_model("mlp", 10, 1, 8))
+
+
+def test_run_refuses_a_stored_model_whose_checksum_file_is_gone(tmp_path, capsys):
+    """The sidecar deleted and bytes near the end flipped: the model must not be used."""
+    res = tmp_path / "r"
+    assert cli.main(["pretrain", "--profile", "tiny", "--sparsity", "0", "--results", str(res), "--no-progress"]) == 0
+    (ck,) = (res / "pretrain").glob("*/model.safetensors")
+    ck.with_suffix(".json").unlink()
+    blob = bytearray(ck.read_bytes())
+    for i in range(1, 5):
+        blob[-4 * i] ^= 0xFF
+    ck.write_bytes(bytes(blob))
+    capsys.readouterr()
+    rc = cli.main(["run", "--profile", "tiny", "--methods", "ft", "--results", str(res), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model.json" in err and f"delete its folder {ck.parent} " in err, err
+    assert not (res / "result").exists() or not list((res / "result").glob("*/DONE"))  # FT never ran
