@@ -189,7 +189,8 @@ def _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, creat
 def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
               n_trials: int = 8, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
               results: str | os.PathLike = "results/store", sampler_seed: int = 0, data_root: str | None = None,
-              threads: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+              threads: int | None = None, slot: int = 0, n_slots: int = 1,
+              log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) one study until it holds ``n_trials`` trials; returns its record.
 
     Several processes may run the same study at once (they share its storage); together they stop
@@ -209,7 +210,9 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
     refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
     default = _clip_to_space(method_defaults(exps[0], method), space)
-    study = _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, (space, default, seeds))
+    # Each process of a study (``slot`` of ``n_slots``) samples with its own seed, so side-by-side
+    # processes never propose the same values.
+    study = _open_study(method, scheme, sparsity, storage, sampler_seed + slot, n_trials, (space, default, seeds))
 
     def objective(trial):
         from .runner import run_method
@@ -228,14 +231,15 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
         return score if math.isfinite(score) else 1e9
 
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
     # A trial left RUNNING by a killed process is failed on resume, so it is run again.
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if time.time() - t.datetime_start.timestamp() > STALE_TRIAL_S:
             study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    if len(study.get_trials(deepcopy=False, states=counted)) < n_trials:
-        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)],
-                       catch=(FloatingPointError, RuntimeError, ValueError))
+    # The trials still missing, shared out between the study's processes: the budget is exact.
+    left = max(0, n_trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))))
+    share = left // n_slots + (1 if slot < left % n_slots else 0)
+    if share:
+        study.optimize(objective, n_trials=share, catch=(FloatingPointError, RuntimeError, ValueError))
     return study_record(study, method, scheme, sparsity, refs, seeds)
 
 
@@ -306,8 +310,9 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
                             _experiment(kw.get("dataset", "fashion-mnist"), kw.get("profile", "cpu"), s, sp, seeds[0],
                                         kw.get("results", "results/store"), kw.get("data_root")), m),
                             method_space(m)), seeds))
-            for _ in range(max(1, min(slots.get(m, 1) if slots else 1, n_trials))):
-                jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, **kw))
+            k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))
+            for slot in range(k):
+                jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, slot=slot, n_slots=k, **kw))
     # the longest studies first, so they do not finish last
     jobs.sort(key=lambda j: -(slots or {}).get(j["method"], 1))
     t0 = time.perf_counter()
