@@ -225,6 +225,7 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             m = measures(model, exp)
             per_seed.append({"seed": exp.seed, **m, "distance": distance(m, ref)})
         trial.set_user_attr("per_seed", per_seed)
+        trial.set_user_attr("slot", slot)
         trial.set_user_attr("time_s", time.perf_counter() - t0)
         score = statistics.fmean(p["distance"] for p in per_seed)
         if log:
@@ -235,9 +236,15 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if time.time() - t.datetime_start.timestamp() > STALE_TRIAL_S:
             study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    # The trials still missing, shared out between the study's processes: the budget is exact.
-    left = max(0, n_trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))))
-    share = left // n_slots + (1 if slot < left % n_slots else 0)
+    # The budget shared out between the study's processes, fixed in advance (slot k runs its quota
+    # less the trials it already finished), so the total is exact whenever each process starts.
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if n_slots == 1:
+        share = n_trials - len(done)
+    else:
+        quota = n_trials // n_slots + (1 if slot < n_trials % n_slots else 0)
+        share = quota - sum(t.user_attrs.get("slot") == slot for t in done)
+    share = max(0, share)
     if share:
         study.optimize(objective, n_trials=share, catch=(FloatingPointError, RuntimeError, ValueError))
     return study_record(study, method, scheme, sparsity, refs, seeds)
