@@ -61,7 +61,7 @@ def test_sigkill_while_writing_a_checkpoint(tmp_path):
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}",
            "FAULT_PGID_FILE": str(flag)}
     env.pop("ADVUNLEARN_STORE", None)
-    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)]
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", "1"]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     flag.write_text(str(p.pid))
@@ -145,7 +145,7 @@ params:
 def _batch(cfg, res):
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("ADVUNLEARN_STORE", None)
-    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)]
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", "1"]
     # A session of its own, as a terminal gives a command: its process group is its pid.
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
