@@ -61,7 +61,7 @@ def test_sigkill_while_writing_a_checkpoint(tmp_path):
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}",
            "FAULT_PGID_FILE": str(flag)}
     env.pop("ADVUNLEARN_STORE", None)
-    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", "1"]
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--jobs", "1", "--results", str(res)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     flag.write_text(str(p.pid))
@@ -277,34 +277,32 @@ def test_batch_stopped_otherwise_leaves_no_notebook(tmp_path, how):
 NAN_HOOK = textwrap.dedent('''
     import os
     if os.environ.get("FAULT_NAN_FT"):
-        import advunlearn.baselines as _b
-        _orig = _b.run_baseline
-        def run_baseline(method, exp, **kw):
-            model, info = _orig(method, exp, **kw)
-            if method == "ft":
-                import torch
-                with torch.no_grad():
-                    model.fc.weight.fill_(float("nan"))
+        import advunlearn.methods.ft as _ft
+        _orig = _ft.run
+        def run(exp, **kw):
+            model, info = _orig(exp, **kw)
+            import torch
+            with torch.no_grad():
+                model.fc.weight.fill_(float("nan"))
             return model, info
-        _b.run_baseline = run_baseline
+        _ft.run = run
 ''')
 
 
 def _nan_ft(monkeypatch):
     import torch
 
-    import advunlearn.baselines as b
+    import advunlearn.methods.ft as ft
 
-    orig = b.run_baseline
+    orig = ft.run
 
-    def run_baseline(method, exp, **kw):
-        model, info = orig(method, exp, **kw)
-        if method == "ft":
-            with torch.no_grad():
-                model.fc.weight.fill_(float("inf"))
+    def run(exp, **kw):  # FT as registered, its weights then made non-finite
+        model, info = orig(exp, **kw)
+        with torch.no_grad():
+            model.fc.weight.fill_(float("inf"))
         return model, info
 
-    monkeypatch.setattr(b, "run_baseline", run_baseline)
+    monkeypatch.setattr(ft, "run", run)
 
 
 def test_diverged_method_fails_the_run_command(tmp_path, monkeypatch, capsys):
