@@ -120,6 +120,8 @@ def cmd_report(a) -> int:
     if a.update:
         n = update_document(a.dir, a.update)
         print(f"{a.update}: {n} block(s) rewritten from {a.dir}")
+        if not a.check:
+            return 0
     if a.check:
         problems = check_document(a.dir, a.check)
         for p in problems:
