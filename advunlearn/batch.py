@@ -257,6 +257,17 @@ def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:
                 and status.get("settings") == fingerprint)
 
 
+# The papermill processes of the runs in progress, so that a stopped batch running several side by
+# side ends them all (their threads only wait on them).
+_LIVE: set = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+class RunStopped(Exception):
+    """A run's notebook was ended because the batch was stopped."""
+
+
 def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeout: float) -> dict:
     """Execute one notebook run with papermill in its own process group; returns its status dict.
 
@@ -280,6 +291,8 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     t0 = time.perf_counter()
     proc = subprocess.Popen(die_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, env=env)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout)
         timed_out = False
@@ -290,6 +303,11 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     except BaseException:  # Ctrl-C, SIGTERM or SIGHUP (see stop_on_signals): end the notebook, then go
         _end_notebook(proc)
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    if _STOPPING.is_set():  # ended by a stopped batch (runs side by side): no status, so it is redone
+        raise RunStopped(run_dir.name)
     wall = time.perf_counter() - t0
     text = out.decode(errors="replace") if out else ""
     ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
@@ -481,12 +499,24 @@ def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
     # The runs' processes inherit this environment (execute_run copies os.environ); it is restored after.
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    # threads only wait on the papermill processes; each run is a process of its own
+    pool = ThreadPoolExecutor(max_workers=n_jobs)
     try:
-        # threads only wait on the papermill processes; each run is a process of its own
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            for f in [pool.submit(one, i, p, d) for i, (p, d) in enumerate(todo, 1)]:
-                f.result()
+        for f in [pool.submit(one, i, p, d) for i, (p, d) in enumerate(todo, 1)]:
+            f.result()
+    except BaseException:  # stopped (a signal, Ctrl-C) or a run's error: end every notebook in progress
+        _STOPPING.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _LIVE_LOCK:
+            live = list(_LIVE)
+        for proc in live:
+            _end_notebook(proc)
+        pool.shutdown(wait=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
+        _STOPPING.clear()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -142,10 +142,10 @@ params:
 """
 
 
-def _batch(cfg, res):
+def _batch(cfg, res, jobs=1):
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("ADVUNLEARN_STORE", None)
-    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", "1"]
+    cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", str(jobs)]
     # A session of its own, as a terminal gives a command: its process group is its pid.
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -267,6 +267,27 @@ def test_batch_stopped_otherwise_leaves_no_notebook(tmp_path, how):
     assert _gone(nb), f"left running after {how}: {nb}"
     assert not _left_behind(res)
     assert not (first / "status.json").exists()  # redone when the batch is resumed
+
+
+@pytest.mark.slow
+def test_a_batch_running_runs_side_by_side_stops_them_all(tmp_path):
+    """With --jobs 2 both notebooks run at once; SIGTERM ends both, the batch exits, neither run is
+    recorded (both are redone on resume)."""
+    from advunlearn.batch import load_config, run_id
+
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(STOP_CONFIG)
+    res = tmp_path / "r"
+    dirs = [res / "runs" / run_id(r) for r in load_config(cfg).runs()]
+    p = _batch(cfg, res, jobs=2)
+    nbs = [_notebook_of(d, p) for d in dirs]
+    os.kill(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err and "Traceback" not in err, out + err
+    for nb in nbs:
+        assert _gone(nb), f"left running: {nb}"
+    assert not _left_behind(res)
+    assert not any((d / "status.json").exists() for d in dirs)
 
 
 # ---------------------------------------------------------------------------------------------------
