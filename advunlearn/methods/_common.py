@@ -50,6 +50,17 @@ def after_step(model: nn.Module, masks: dict | None, keep: tuple[dict, dict] | N
         apply_masks(model, masks)
 
 
+def descend(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, masks: dict | None, bar=None,
+            keep: tuple[dict, dict] | None = None) -> None:
+    """One optimiser step on ``loss``, then :func:`after_step` (masks kept exact) and the progress bar."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    after_step(model, masks, keep)
+    if bar is not None:
+        bar.update(1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

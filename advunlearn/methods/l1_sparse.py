@@ -53,12 +53,7 @@ def run(exp, **hparams):
             for b in C.epoch_batches(retain, hp["batch_size"], gen):
                 xb, yb = data.batch(b, augment=aug, generator=gen)
                 loss = nn.functional.cross_entropy(model(xb).float(), yb) + gamma * l1_norm(model)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                C.after_step(model, masks)
-                if bar is not None:
-                    bar.update(1)
+                C.descend(model, opt, loss, masks, bar)
         model.eval()
     if bar is not None:
         bar.close()

@@ -48,12 +48,7 @@ def run(exp, **hparams):
                 x_r, y_r = data.batch(br, augment=aug, generator=gen)
                 x_f, y_f = data.batch(next(fb), augment=aug, generator=gen)
                 loss = neggrad_plus_loss(model, x_r, y_r, x_f, y_f, hp["beta"])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                C.after_step(model, masks)
-                if bar is not None:
-                    bar.update(1)
+                C.descend(model, opt, loss, masks, bar)
         model.eval()
     if bar is not None:
         bar.close()

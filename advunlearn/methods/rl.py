@@ -67,12 +67,7 @@ def relabel_unlearn(exp, model: nn.Module, masks: dict | None, hp: dict, *, keep
                     if label_log is not None:
                         label_log.append((idx[b].clone(), yb.clone()))
                     loss = crit(model(xb), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    C.after_step(model, masks, keep)
-                    if bar is not None:
-                        bar.update(1)
+                    C.descend(model, opt, loss, masks, bar, keep=keep)
         model.eval()
     if bar is not None:
         bar.close()

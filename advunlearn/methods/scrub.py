@@ -48,12 +48,7 @@ def max_epoch(student: nn.Module, teacher: nn.Module, data, forget: torch.Tensor
         with torch.no_grad():
             t = teacher(xb)
         loss = -kl_teacher_student(t, student(xb), hp["T"]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        C.after_step(student, masks)
-        if bar is not None:
-            bar.update(1)
+        C.descend(student, opt, loss, masks, bar)
 
 
 def min_epoch(student: nn.Module, teacher: nn.Module, data, retain: torch.Tensor, opt, hp: dict,
@@ -67,12 +62,7 @@ def min_epoch(student: nn.Module, teacher: nn.Module, data, retain: torch.Tensor
         out = student(xb)
         loss = hp["alpha"] * kl_teacher_student(t, out, hp["T"]).mean() + \
             hp["gamma"] * nn.functional.cross_entropy(out.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        C.after_step(student, masks)
-        if bar is not None:
-            bar.update(1)
+        C.descend(student, opt, loss, masks, bar)
 
 
 def run(exp, **hparams):
