@@ -309,14 +309,16 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     _prepare({(s, sp) for s, sp in settings}, workers, kw, attacker="ours" in methods)
     n_trials = kw.get("n_trials", 8)
     jobs = []
+    first_exp: dict = {}
     for s, sp in settings:
         for m in methods:
             # create the study (and enqueue its default) once, before its processes start
+            if (s, sp) not in first_exp:  # one experiment per setting reads every method's defaults
+                first_exp[(s, sp)] = _experiment(kw.get("dataset", "fashion-mnist"), kw.get("profile", "cpu"), s, sp,
+                                                 seeds[0], kw.get("results", "results/store"), kw.get("data_root"))
+            space = method_space(m)
             _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
-                        (method_space(m), _clip_to_space(method_defaults(
-                            _experiment(kw.get("dataset", "fashion-mnist"), kw.get("profile", "cpu"), s, sp, seeds[0],
-                                        kw.get("results", "results/store"), kw.get("data_root")), m),
-                            method_space(m)), seeds))
+                        (space, _clip_to_space(method_defaults(first_exp[(s, sp)], m), space), seeds))
             k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))
             for slot in range(k):
                 jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, slot=slot, n_slots=k, **kw))
