@@ -462,6 +462,54 @@ def collect(cfg: BatchConfig) -> tuple[list[dict], list[dict]]:
     return recs, statuses
 
 
+PUBLISHED_FILES = ("params.json", "result.json", "status.json")
+
+
+def publish(src, dest, *, allow_partial: bool = False) -> dict:
+    """Copy a batch's finished runs into ``dest`` (e.g. ``results/published/<name>``) for the README.
+
+    Keeps, per finished run, only the small records (``params.json``, ``result.json`` and
+    ``status.json``, which holds the settings fingerprint), not the executed notebook, and writes
+    ``dest/results.csv``.  Refuses a batch with unfinished or failed runs unless ``allow_partial``.
+    Runs already in ``dest`` that the batch no longer has are removed, so ``dest`` is exactly the batch.
+    Returns ``{"runs": n, "rows": n, "skipped": [run, ...]}``.
+    """
+    src, dest = Path(src), Path(dest)
+    runs = src / "runs"
+    if not runs.is_dir():
+        raise ConfigError(f"{src} has no runs/ folder; give the results folder of a batch "
+                          "(the --results of `advunlearn batch`, e.g. results/fashion-mnist-table1)")
+    done, skipped = [], []
+    for d in sorted(p for p in runs.iterdir() if p.is_dir()):
+        st = run_status(d)
+        if st and st.get("state") == "done" and (d / "result.json").exists():
+            done.append(d)
+        else:
+            skipped.append(d.name)
+    if skipped and not allow_partial:
+        raise ConfigError(f"{len(skipped)} run(s) of {src} are not done ({', '.join(skipped[:4])}"
+                          f"{', ...' if len(skipped) > 4 else ''}); finish the batch, or pass --partial to "
+                          "publish the finished runs only")
+    if not done:
+        raise ConfigError(f"{src} has no finished run to publish")
+    out_runs = dest / "runs"
+    out_runs.mkdir(parents=True, exist_ok=True)
+    keep = {d.name for d in done}
+    for old in out_runs.iterdir():
+        if old.is_dir() and old.name not in keep:
+            shutil.rmtree(old)
+    recs = []
+    for d in done:
+        (out_runs / d.name).mkdir(exist_ok=True)
+        for f in PUBLISHED_FILES:
+            if (d / f).exists():
+                shutil.copyfile(d / f, out_runs / d.name / f)
+        data = read_json(d / "result.json")
+        recs += [{**r, "run": d.name} for r in (data if isinstance(data, list) else [data])]
+    write_results_csv(recs, dest / "results.csv")
+    return {"runs": len(done), "rows": len(recs), "skipped": skipped}
+
+
 def write_results_csv(recs: list[dict], path: Path) -> None:
     import csv
     import io

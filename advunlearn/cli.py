@@ -199,6 +199,15 @@ def cmd_batch(a) -> int:
                      jobs=a.jobs)
 
 
+def cmd_publish(a) -> int:
+    from .batch import publish
+
+    got = publish(a.src, a.dest, allow_partial=a.partial)
+    print(f"{a.dest}: {got['runs']} run(s), {got['rows']} row(s) in results.csv"
+          + (f"; {len(got['skipped'])} unfinished run(s) left out" if got["skipped"] else ""))
+    return 0
+
+
 def cmd_notebooks(a) -> int:
     from .course import copy_course, course_root
 
@@ -293,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", default=None, help="local backend: runs side by side, N or auto (default: the config's "
                    "jobs, else auto = one single-threaded run per core on a CPU machine, one run with a GPU)")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("publish", help="copy a batch's finished runs (small JSON records, results.csv) into a "
+                       "folder that the README's tables are built from and checked against")
+    p.add_argument("src", help="the batch's results folder, e.g. results/fashion-mnist-table1")
+    p.add_argument("dest", help="e.g. results/published/fashion-mnist-table1")
+    p.add_argument("--partial", action="store_true", help="publish the finished runs of an unfinished batch")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("notebooks", help="copy the course (notebooks, solutions, batch configs) into a working folder")
     p.add_argument("dir", help="folder to copy into (DIR/notebooks, DIR/configs); created if missing")

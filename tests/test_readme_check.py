@@ -70,3 +70,43 @@ def test_every_published_table_matches_the_readme():
     assert PUBLISHED, "results/published holds no table"
     for d in PUBLISHED:
         assert check_document(d, ROOT / "README.md") == [], d.name
+
+
+def _fake_run(root, name, state, rows=None):
+    import json
+
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    (d / "status.json").write_text(json.dumps({"state": state, "settings": "abc", "params": {"seed": 0}}))
+    (d / "params.json").write_text(json.dumps({"seed": 0}))
+    (d / "04_evaluation.ipynb").write_text("{}")
+    if rows is not None:
+        (d / "result.json").write_text(json.dumps(rows))
+    return d
+
+
+def test_publish_copies_finished_runs_only_and_refuses_an_unfinished_batch(tmp_path):
+    import csv
+
+    from advunlearn.batch import publish
+    from advunlearn.config import ConfigError
+
+    src, dest = tmp_path / "batch", tmp_path / "published"
+    row = {"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": 0, "method": "retrain",
+           "UA": 12.0, "RA": 99.0, "TA": 85.0, "MIA_efficacy": 20.0}
+    _fake_run(src, "a_seed0", "done", [row, {**row, "method": "ours", "UA": 11.0}])
+    _fake_run(src, "b_seed1", "running")
+    with pytest.raises(ConfigError, match="1 run\\(s\\) of .* are not done \\(b_seed1\\)"):
+        publish(src, dest)
+    assert not dest.exists()  # nothing written on refusal
+    (dest / "runs" / "stale_run").mkdir(parents=True)
+    got = publish(src, dest, allow_partial=True)
+    assert got == {"runs": 1, "rows": 2, "skipped": ["b_seed1"]}
+    assert sorted(p.name for p in (dest / "runs").iterdir()) == ["a_seed0"]  # the stale run is gone
+    assert sorted(p.name for p in (dest / "runs" / "a_seed0").iterdir()) == ["params.json", "result.json",
+                                                                            "status.json"]
+    rows = list(csv.DictReader(open(dest / "results.csv")))
+    assert [(r["run"], r["method"], r["UA"]) for r in rows] == [("a_seed0", "retrain", "12.0"),
+                                                                ("a_seed0", "ours", "11.0")]
+    with pytest.raises(ConfigError, match="no runs/ folder"):
+        publish(tmp_path / "nowhere", dest)
