@@ -655,6 +655,26 @@ def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
     return parts
 
 
+def document_parts(results_dir: str | Path) -> dict[str, str]:
+    """:func:`report_parts` of the result records under ``results_dir``, plus ``ulira`` (every U-LiRA
+    record) and ``ulira/<scheme>`` (one scheme's) when the folder holds ``advunlearn ulira`` records."""
+    from .config import ConfigError
+    from .ulira import load_ulira_records, ulira_markdown
+
+    results_dir = Path(results_dir)
+    exclude = (results_dir / "report").resolve()
+    records = load_records(results_dir, exclude=exclude)
+    ulira = load_ulira_records(results_dir, exclude=exclude)
+    if not records and not ulira:
+        raise ConfigError(f"no result records found under {results_dir}")
+    parts = report_parts(records) if records else {}
+    if ulira:
+        parts["ulira"] = ulira_markdown(ulira)
+        for scheme in sorted({r["scheme"] for r in ulira}):
+            parts[f"ulira/{scheme}"] = ulira_markdown([r for r in ulira if r["scheme"] == scheme])
+    return parts
+
+
 def _blocks(text: str, name: str) -> list[re.Match]:
     return [m for m in BLOCK_RE.finditer(text) if m.group("name") == name]
 
@@ -667,12 +687,7 @@ def check_document(results_dir: str | Path, document: str | Path) -> list[str]:
 
     results_dir = Path(results_dir)
     name = results_dir.resolve().name
-    records = load_records(results_dir, exclude=(results_dir / "report").resolve())
-    if not records:
-        from .config import ConfigError
-
-        raise ConfigError(f"no result records found under {results_dir}")
-    parts = report_parts(records)
+    parts = document_parts(results_dir)
     text = Path(document).read_text(encoding="utf-8")
     blocks = _blocks(text, name)
     if not blocks:
@@ -697,7 +712,7 @@ def update_document(results_dir: str | Path, document: str | Path) -> int:
 
     results_dir = Path(results_dir)
     name = results_dir.resolve().name
-    parts = report_parts(load_records(results_dir, exclude=(results_dir / "report").resolve()))
+    parts = document_parts(results_dir)
     text = Path(document).read_text(encoding="utf-8")
     n = 0
 

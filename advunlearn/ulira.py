@@ -535,7 +535,10 @@ def ulira_markdown(records: Sequence[dict]) -> str:
     for r in records:  # the last record per (setting, method, shadows) wins (a rerun)
         last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r["seed"], r.get("profile"), r["method"],
               r["ulira"].get("n_shadows"))] = r
-    order = ["retrain", "ft", "ga", "ff", "iu", "ours", "ours_no_vss"]
+    from .methods import names as registered
+    from .report import method_label
+
+    order = list(registered())
     keys = sorted(last, key=lambda k: (*map(str, k[:5]), k[6] or 0, order.index(k[5]) if k[5] in order else 99, k[5]))
     head = ["Setting", "Method", "K", "U-LiRA acc. (%)", "U-LiRA AUC", "TPR@1% FPR (%)", "TPR@0.1% FPR (%)",
             "NeurIPS score", "forgetting quality F", "RA_u/RA_r", "TA_u/TA_r"]
@@ -553,7 +556,7 @@ def ulira_markdown(records: Sequence[dict]) -> str:
                 if u.get(f"tpr@{f}_note"):
                     notes.add(f"TPR@{f} FPR: {u[f'tpr@{f}_note']}.")
         label = f"{k[0]} {k[1]} s{k[2]:g} seed {k[3]}" + (f" ({k[4]})" if k[4] else "")
-        cells = [label, ("**retrain (floor)**" if k[5] == "retrain" else k[5]), str(u.get("n_shadows", "")),
+        cells = [label, ("**Retrain (floor)**" if k[5] == "retrain" else method_label(k[5])), str(u.get("n_shadows", "")),
                  _ci(u["accuracy"], u.get("accuracy_ci")), _ci(u["auc"], u.get("auc_ci"), 1.0, 3), *tprs,
                  _ci(n.get("score"), n.get("score_ci"), 1.0, 3), _ci(n.get("forgetting_quality"),
                                                                      n.get("forgetting_quality_ci"), 1.0, 3),

@@ -110,3 +110,36 @@ def test_publish_copies_finished_runs_only_and_refuses_an_unfinished_batch(tmp_p
                                                                 ("a_seed0", "ours", "11.0")]
     with pytest.raises(ConfigError, match="no runs/ folder"):
         publish(tmp_path / "nowhere", dest)
+
+
+def _ulira_record(method, acc, scheme="random"):
+    return {"record": "ulira", "method": method, "dataset": "fashion-mnist", "scheme": scheme, "sparsity": 0.0,
+            "seed": 0, "profile": "cpu",
+            "ulira": {"n_shadows": 24, "accuracy": acc, "accuracy_ci": [acc - 0.02, acc + 0.02], "auc": acc + 0.01,
+                      "auc_ci": [acc - 0.01, acc + 0.03], "tpr@1%": 0.05, "tpr@1%_ci": [0.04, 0.06],
+                      "tpr@0.1%": None, "tpr@0.1%_note": "unresolved: 500 negatives < 1/FPR = 1000"},
+            "neurips": {"score": 0.1, "score_ci": [0.09, 0.11], "forgetting_quality": 0.12,
+                        "forgetting_quality_ci": [0.11, 0.13], "ra_ratio": 1.0, "ta_ratio": 0.99}}
+
+
+def test_readme_check_covers_ulira_tables(tmp_path):
+    import json
+
+    from advunlearn.report import document_parts
+
+    res = tmp_path / "fm-ulira"
+    res.mkdir()
+    (res / "random.json").write_text(json.dumps([_ulira_record("retrain", 0.5), _ulira_record("salun", 0.9),
+                                                 _ulira_record("ours", 0.7)]))
+    (res / "memorized.json").write_text(json.dumps([_ulira_record("retrain", 0.51, "memorized")]))
+    parts = document_parts(res)
+    assert set(parts) == {"ulira", "ulira/random", "ulira/memorized"}
+    rows = [ln for ln in parts["ulira/random"].splitlines() if ln.startswith("| fashion-mnist")]
+    assert [r.split(" | ")[1] for r in rows] == ["**Retrain (floor)**", "SalUn", "Ours"]  # registry order, labels
+    doc = tmp_path / "README.md"
+    doc.write_text(f"x\n<!-- report fm-ulira ulira/random -->\nold\n<!-- /report -->\n")
+    assert update_document(res, doc) == 1
+    assert check_document(res, doc) == []
+    doc.write_text(doc.read_text().replace("90.0 [88.0, 92.0]", "91.0 [88.0, 92.0]"))
+    problems = check_document(res, doc)
+    assert len(problems) == 1 and "ulira/random differs" in problems[0]
