@@ -299,6 +299,6 @@ def test_report_reads_ulira_records(tmp_path):
     (tmp_path / "runs" / "ulira.json").write_text(json.dumps(recs))
     paths = build_report(tmp_path / "runs", tmp_path / "report")
     md = paths["ulira.md"].read_text()
-    assert "**retrain (floor)**" in md and "| ft |" in md
+    assert "**Retrain (floor)**" in md and "| FT |" in md
     assert "n/a" in md and "needs >= 1000" in md       # 8 x 30 = 240 retrained observations: no TPR@0.1%
     assert "U-LiRA and the NeurIPS 2023" in paths["report.html"].read_text()
