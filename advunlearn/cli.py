@@ -179,7 +179,8 @@ def cmd_ulira(a) -> int:
     shadows = DEFAULT_SHADOWS if a.shadows is None else a.shadows
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, seed=a.seed, profile=a.profile, forget_frac=a.forget_frac,
                      device=a.device, results=a.results or DEFAULT_RESULTS, data_root=a.data_root,
-                     progress=not a.no_progress, memorization_shadows=a.memorization_shadows)
+                     progress=not a.no_progress, memorization_shadows=a.memorization_shadows,
+                     memorization_workers=a.workers if a.backend == "process" else 1)
     name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
     out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
     ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,

@@ -139,7 +139,7 @@ def memorized_splits(exp):
     from .data import make_splits
 
     base = make_splits(exp.data, "random", exp.forget_frac, None, exp.val_frac, exp.seed, exp.prof.max_train)
-    sc = memorization_scores(exp, train=base.train)
+    sc = memorization_scores(exp, train=base.train, workers=exp.memorization_workers)
     s = make_splits(exp.data, "memorized", exp.forget_frac, None, exp.val_frac, exp.seed, exp.prof.max_train,
                     scores=sc["rank_score"])
     assert torch.equal(s.train, base.train) and torch.equal(s.val, base.val)

@@ -302,3 +302,12 @@ def test_report_reads_ulira_records(tmp_path):
     assert "**Retrain (floor)**" in md and "| FT |" in md
     assert "n/a" in md and "needs >= 1000" in md       # 8 x 30 = 240 retrained observations: no TPR@0.1%
     assert "U-LiRA and the NeurIPS 2023" in paths["report.html"].read_text()
+
+
+def test_memorized_scheme_trains_its_score_models_in_worker_processes(tmp_path, one_thread):
+    # `advunlearn ulira --scheme memorized --workers N` builds its Experiment with memorization_workers=N:
+    # the same scores, hence the same forget set, as one process computes.
+    one = _digits(tmp_path / "one", scheme="memorized", seed=3, memorization_shadows=4)
+    two = _digits(tmp_path / "two", scheme="memorized", seed=3, memorization_shadows=4, memorization_workers=2)
+    assert one.splits.forget.tolist() == two.splits.forget.tolist()
+    assert one.forget_key() == two.forget_key()  # the worker count is not part of any key
