@@ -49,18 +49,23 @@ def _rows(path):
         return [{k: v for k, v in r.items() if k != "run_time_s"} for r in csv.DictReader(f)]
 
 
-@pytest.mark.slow
-def test_sigkill_while_writing_a_checkpoint(tmp_path):
+def _hooked_env(tmp_path, hook: str, **extra) -> dict:
+    """The environment of a batch whose Python processes import ``hook`` first (as sitecustomize)."""
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(HOOK)
+    (hook_dir / "sitecustomize.py").write_text(hook)
+    env = {**os.environ, "ADVUNLEARN_FAST": "1", "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}", **extra}
+    env.pop("ADVUNLEARN_STORE", None)
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_a_checkpoint(tmp_path):
     cfg = tmp_path / "b.yaml"
     cfg.write_text(CONFIG)
     res = tmp_path / "r"
     flag = tmp_path / "pgid"
-    env = {**os.environ, "ADVUNLEARN_FAST": "1", "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}",
-           "FAULT_PGID_FILE": str(flag)}
-    env.pop("ADVUNLEARN_STORE", None)
+    env = _hooked_env(tmp_path, HOOK, FAULT_PGID_FILE=str(flag))
     cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--jobs", "1", "--results", str(res)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
@@ -376,15 +381,10 @@ def test_report_shows_failed_runs_as_failed(tmp_path):
 def test_diverged_run_fails_the_batch_and_shows_in_its_report(tmp_path):
     import json
 
-    hook_dir = tmp_path / "hook"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(NAN_HOOK)
     cfg = tmp_path / "b.yaml"
     cfg.write_text(CONFIG)
     res = tmp_path / "r"
-    env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "FAULT_NAN_FT": "1",
-           "PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}"}
-    env.pop("ADVUNLEARN_STORE", None)
+    env = _hooked_env(tmp_path, NAN_HOOK, ADVUNLEARN_THREADS="1", FAULT_NAN_FT="1")
     r = subprocess.run([sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res)], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stdout + r.stderr
