@@ -15,10 +15,12 @@ hyperparameters, so a change of a profile's or a tuned value is never served a s
 from __future__ import annotations
 
 import copy
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from . import methods as M
@@ -251,11 +253,16 @@ def _write_json(path: Path, obj: dict) -> dict:
 
 def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, strong_eval: bool = False,
                    ours_overrides: dict | None = None, out: str | Path | None = None,
-                   log: Callable[[str], None] | None = print) -> list[dict]:
+                   log: Callable[[str], None] | None = print, workers: int | str = 1) -> list[dict]:
     """Run and evaluate ``methods`` (default: every registered method) on ``exp``; write the records to
     ``out`` (JSON) if given.
 
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
+    ``workers``: methods run side by side in that many single-thread processes (``"auto"``:
+    :func:`method_workers`).  They share ``exp``'s store, so θ0, the pretrained attacker and every
+    result are computed once; each method's result does not depend on where or in which order it ran
+    (every method seeds its own generators from the experiment's seed), and the records come back in
+    the order of ``methods``.
     """
     if ours_overrides:
         M.resolve_hparams(exp, "ours", ours_overrides)  # validate before any work, even without Ours
@@ -267,20 +274,85 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
     ours = _ours_names()
     for m in methods:  # every method's hyperparameters, checked before any work
         M.resolve_hparams(exp, m, ours_overrides if m in ours else None)
-    recs = []
-    for m in methods:
-        t0 = time.perf_counter()
-        rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
-        recs.append(rec)
+    n_workers = method_workers(exp, workers, len(methods))
+
+    def show(m: str, rec: dict, wall: float) -> None:
         if log:
             log(f"  {m:12s} UA {rec['UA']:6.2f}  MIA {rec['MIA_efficacy']:6.2f}  RA {rec['RA']:6.2f}  "
-                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({time.perf_counter() - t0:.1f}s wall)"
+                f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({wall:.1f}s wall)"
                 + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
+
+    if n_workers > 1:
+        from .shadows import experiment_spec, run_tasks
+
+        exp.original()  # θ0 once, here, before the workers load it
+        if log:
+            log(f"  {len(methods)} methods on {n_workers} single-thread processes")
+        got = {}
+        run_tasks(exp, experiment_spec(exp), _method_task,
+                  [(m, strong_eval, ours_overrides if m in ours else None) for m in _worker_order(methods, n_workers)],
+                  workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
+        recs = [got[m] for m in methods]
+    else:
+        recs = []
+        for m in methods:
+            t0 = time.perf_counter()
+            rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
+            recs.append(rec)
+            show(m, rec, time.perf_counter() - t0)
     if out is not None:
         atomic_write_json(out, recs)
     if any(failure(r) for r in recs):  # the records are written, marked failed; the run is not a success
         raise DivergedError(recs, str(out) if out is not None else None)
     return recs
+
+
+MAX_AUTO_WORKERS = 4
+
+
+def method_workers(exp: Experiment, workers: int | str = "auto", n_methods: int | None = None) -> int:
+    """How many processes :func:`run_experiment` runs methods in.
+
+    ``"auto"``: 1 on CUDA (one device, and runs there are already fast); on the CPU the cores this
+    run may use -- ``ADVUNLEARN_THREADS`` when set (a batch running N runs side by side gives each
+    ``cores // N``), else every core -- at most ``MAX_AUTO_WORKERS`` (each process holds its own copy of
+    the dataset, and beyond a few the Ours chain, attacker pretraining then its loop, bounds the wall
+    time anyway).  Never more than there are methods.
+    """
+    if workers == "auto":
+        if exp.dev.type == "cuda":
+            n = 1
+        else:
+            n = min(MAX_AUTO_WORKERS, int(os.environ.get("ADVUNLEARN_THREADS") or os.cpu_count() or 1))
+    elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers={workers!r} is not allowed; use a whole number >= 1 or 'auto'")
+    else:
+        n = int(workers)
+    if exp.shadow is not None or exp.given_data is not None:
+        n = 1  # a shadow experiment's data and splits are not rebuilt from a spec in another process
+    return max(1, min(n, n_methods if n_methods is not None else n))
+
+
+def _worker_order(methods: Sequence[str], n_workers: int) -> list[str]:
+    """The order in which the workers take the methods: the first Ours-family method first (the longest
+    chain: attacker pretraining, then the loop), the other Ours-family methods after two others per
+    further worker, by when the first has stored the shared pretrained attacker (so they load it
+    instead of waiting on its lock while a core idles), the rest in the order given."""
+    ours = [m for m in methods if m in _ours_names()]
+    rest = [m for m in methods if m not in ours]
+    if not ours:
+        return list(methods)
+    k = 2 * (n_workers - 1)
+    return ours[:1] + rest[:k] + ours[1:] + rest[k:]
+
+
+def _method_task(spec: dict, method: str, strong_eval: bool, overrides: dict | None) -> tuple[str, dict, float]:
+    """One method's evaluated record in a worker process: ``(method, record, wall seconds)``."""
+    from .shadows import _experiment
+
+    t0 = time.perf_counter()
+    rec = evaluate_method(_experiment(spec), method, strong_eval=strong_eval, overrides=overrides)
+    return method, rec, time.perf_counter() - t0
 
 
 class LongRunWarning(UserWarning):
@@ -312,4 +384,4 @@ def records_markdown(recs: Sequence[dict]) -> str:
 
 
 __all__ = ["run_experiment", "records_markdown", "evaluate_method", "unlearn_ours", "pretrained_attacker", "run_method",
-           "unlearn_config", "strong_evaluation", "fresh_attacker", "fresh_attacker_split"]
+           "unlearn_config", "method_workers", "strong_evaluation", "fresh_attacker", "fresh_attacker_split"]

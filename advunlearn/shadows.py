@@ -279,6 +279,19 @@ def _init_worker(threads: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
+def stop_pool(ex) -> None:
+    """Cancel a process pool's queued tasks and terminate its workers now (not after their running tasks:
+    ``shutdown`` alone would wait for them).  What they were computing is lost; the store keeps only
+    finished artifacts, so a rerun computes it again."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown forgets them
+    ex.shutdown(wait=False, cancel_futures=True)
+    for pr in procs:
+        if pr.is_alive():
+            pr.terminate()
+    for pr in procs:
+        pr.join(timeout=10)
+
+
 def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, workers: int = 1, backend: str = "process",
               address: str | None = None, on_result: Callable[[dict], None] | None = None) -> list:
     """``fn(exp_or_spec, *args)`` for every args: here (``workers=1``), in a pool of single-thread
@@ -310,10 +323,15 @@ def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, worker
         from concurrent.futures import ProcessPoolExecutor, as_completed
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as ex:
+        ex = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker)
+        try:
             for f in as_completed([ex.submit(fn, spec, *a) for a in arglist]):
                 got(f.result())
+        except BaseException:  # a task failed, or the user interrupted: stop the others, leave nothing running
+            stop_pool(ex)
+            raise
+        ex.shutdown()
     else:
         for a in arglist:
             got(fn(exp, *a))

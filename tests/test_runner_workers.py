@@ -1,0 +1,80 @@
+"""run_experiment's method workers: the same records as one process, and nothing left running on an error."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import pytest
+
+from advunlearn.config import ConfigError
+from advunlearn.experiment import Experiment
+from advunlearn.runner import _worker_order, method_workers, run_experiment
+
+METHODS = ["retrain", "ours", "ga", "ft", "ours_no_vss", "ssd"]
+VOLATILE = ("run_time_s", "attacker", "records_time_s")
+
+
+def _exp(root, **kw):
+    return Experiment(dataset="digits", profile="tiny", scheme="random", seed=3, device="cpu", results=str(root),
+                      progress=False, **kw)
+
+
+def _stable(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k not in VOLATILE}
+
+
+def test_two_workers_give_the_records_of_one_process(tmp_path, one_thread):
+    one = run_experiment(_exp(tmp_path / "a"), METHODS, log=None, workers=1)
+    lines = []
+    two = run_experiment(_exp(tmp_path / "b"), METHODS, log=lines.append, workers=2)
+    assert [r["method"] for r in two] == METHODS  # the order asked for, whatever order they finished in
+    assert lines[0].strip().startswith("6 methods on 2 single-thread processes"), lines
+    assert sorted(line.split()[0] for line in lines[1:]) == sorted(METHODS)
+    for a, b in zip(one, two):
+        assert _stable(a) == _stable(b), a["method"]
+    # the shared artifacts were computed once: one θ0, one pretrained attacker in the second store
+    assert len(list((tmp_path / "b" / "attacker").glob("*/config.json"))) == 1
+    assert len(list((tmp_path / "b" / "pretrain").glob("*/config.json"))) == 1
+
+
+def test_the_ours_chain_starts_first_and_its_ablation_after_the_attacker():
+    order = _worker_order(["retrain", "retrain_other", "ft", "ga", "ours", "ours_no_vss", "ssd"], 2)
+    assert order == ["ours", "retrain", "retrain_other", "ours_no_vss", "ft", "ga", "ssd"]
+    assert _worker_order(["ga", "ft"], 2) == ["ga", "ft"]
+    assert sorted(_worker_order(METHODS, 4)) == sorted(METHODS)
+
+
+def test_worker_counts(tmp_path, monkeypatch):
+    exp = _exp(tmp_path)
+    monkeypatch.setenv("ADVUNLEARN_THREADS", "1")  # a batch running one job per core
+    assert method_workers(exp, "auto", 14) == 1
+    monkeypatch.setenv("ADVUNLEARN_THREADS", "2")
+    assert method_workers(exp, "auto", 14) == 2
+    monkeypatch.setenv("ADVUNLEARN_THREADS", "64")
+    assert method_workers(exp, "auto", 14) == 4  # MAX_AUTO_WORKERS
+    assert method_workers(exp, 3, 2) == 2  # never more than the methods
+    for bad in (0, -1, "two", 1.5, True):
+        with pytest.raises(ConfigError, match="workers=.*whole number >= 1 or 'auto'"):
+            method_workers(exp, bad, 14)
+    with pytest.raises(ConfigError, match="workers"):  # checked before any work
+        run_experiment(exp, ["ga"], log=None, workers=0)
+    assert not (tmp_path / "pretrain").exists()
+
+
+def _fail_or_sleep(spec, i):
+    if i == 0:
+        raise ValueError("task 0 failed")
+    time.sleep(60)
+    return i
+
+
+def test_a_failed_task_stops_the_other_workers_at_once():
+    from advunlearn.shadows import run_tasks
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="task 0 failed"):
+        run_tasks(None, {}, _fail_or_sleep, [(i,) for i in range(4)], workers=2)
+    # without stopping the pool the with-block would wait for the 60 s sleeps of the running tasks
+    assert time.perf_counter() - t0 < 40
+    assert mp.active_children() == []
