@@ -1,8 +1,9 @@
 """The notebooks in a real browser: JupyterLab in headless Chromium, driven by Playwright.
 
 03_adversarial_unlearning: run all cells and watch the live plot redraw while Algorithm 1 runs.
-05_explorer, in a second browser while 03 runs (fast mode: a 2 α × 2 β grid on digits; the testbed's
-grid is minutes of training, too slow for CI): run all cells, read the explorer's numbers, move the α
+05_explorer, in a second browser while 03 runs (on the testbed, Fashion-MNIST with the cpu profile as a
+student opens it, with the grid cut to 2 α × 2 β of the notebook's 60 iterations so that CI can afford
+it): run all cells, read the explorer's numbers, move the α
 and β sliders and check that the table, the Avg. Disparity readout, the marks of the current α and β
 and Retrain's reference lines follow the stored grid point (computed again here from the same
 store), then press "run fresh unlearning" and wait for its table beside the grid point it matches.  The two
@@ -45,6 +46,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 # 03 in the browser: a short run with a record (and a redraw) every 2 iterations: 9 figures
 LIVE_ITERATIONS, LIVE_RECORD_EVERY = 16, 2
+# 05 in the browser: the testbed's grid cut to its end values (the notebook's default is 3 α × 3 β), where
+# α and β each change the result
+EXPLORER_ALPHAS, EXPLORER_BETAS = [0.0, 5.0], [0.0, 0.1]
+EXPLORER_NB = "05_explorer_2x2.ipynb"
 PREPOPULATE_S = 3600  # filling an empty store on a loaded 2-core machine
 SERVER_START_S = 90
 RUN_ALL_S = 240  # one notebook's Run All (the 2-core CI machines are shared)
@@ -110,6 +115,16 @@ def _environ(**env):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _without(name: str):
+    old = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.environ[name] = old
+
+
 def _code_cell_index(nb, needle: str) -> int:
     """Index (among all cells, as JupyterLab lays them out) of the one code cell containing ``needle``."""
     hits = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and needle in c.source]
@@ -138,8 +153,10 @@ def work(tmp_path_factory):
                         {"fetchNews": "false", "checkForUpdates": False})):
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(value))
-    # ADVUNLEARN_THREADS=1: the two notebooks' kernels run side by side on the CI machines' 2 cores
-    env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_STORE": str(store), "ADVUNLEARN_PROGRESS": "0",
+    # ADVUNLEARN_THREADS=1: the two notebooks' kernels run side by side on the CI machines' 2 cores.
+    # Not fast mode: the notebooks run on the testbed, as a student's do (only their sizes are cut).
+    env = {**{k: v for k, v in os.environ.items() if k != "ADVUNLEARN_FAST"},
+           "ADVUNLEARN_STORE": str(store), "ADVUNLEARN_PROGRESS": "0",
            "ADVUNLEARN_THREADS": "1",
            "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab-workspaces"),
            "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"), "IPYTHONDIR": str(root / "ipython"),
@@ -159,11 +176,12 @@ def _prepopulate(work) -> dict:
     import nbformat
 
     t0 = time.perf_counter()
-    nb = nbformat.read(work["nbdir"] / "05_explorer.ipynb", as_version=4)
+    nb = nbformat.read(work["nbdir"] / EXPLORER_NB, as_version=4)
     upto = _code_cell_index(nb, "Explorer(")
     ns: dict = {}
     try:
-        with _environ(**{k: work["env"][k] for k in ("ADVUNLEARN_FAST", "ADVUNLEARN_STORE", "ADVUNLEARN_PROGRESS")}):
+        with _environ(**{k: work["env"][k] for k in ("ADVUNLEARN_STORE", "ADVUNLEARN_PROGRESS")}), \
+                _without("ADVUNLEARN_FAST"):
             for i, cell in enumerate(nb.cells[:upto]):
                 if cell.cell_type == "code":
                     exec(compile(cell.source, f"05_explorer.ipynb cell {i}", "exec"), ns)
@@ -172,7 +190,8 @@ def _prepopulate(work) -> dict:
         return {"error": "05_explorer's cells up to the explorer failed:\n" + traceback.format_exc()}
     finally:
         _took("fixture: 05 cells up to the explorer, in process (fills the store)", t0)
-    return {"error": None, "grid": g, "alphas": sorted(map(float, ns["alphas"])),
+    return {"error": None, "grid": g, "dataset": ns["dataset"], "profile": ns["profile"], "fast": ns["FAST"],
+            "alphas": sorted(map(float, ns["alphas"])),
             "betas": sorted(map(float, ns["betas"])), "retrain": ns["retrain"]}
 
 
@@ -308,6 +327,21 @@ def _short_03(work) -> tuple[str, int]:
     return name, _code_cell_index(nb, "LivePlot(")
 
 
+def _explorer_2x2(work) -> str:
+    """A copy of 05 whose parameters cell asks for the EXPLORER_ALPHAS × EXPLORER_BETAS grid; its name."""
+    import nbformat
+
+    nb = nbformat.read(work["nbdir"] / "05_explorer.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for key, value in (("alphas", EXPLORER_ALPHAS), ("betas", EXPLORER_BETAS)):
+        new, n = re.subn(rf"^{key}: list = \[[^\]]*\]", f"{key}: list = {value!r}", params.source, flags=re.M)
+        assert n == 1, f"05's parameters cell has no '{key}: list = [...]' line:\n{params.source}"
+        params.source = new
+    assert re.search(r'^dataset: str = "fashion-mnist"', params.source, flags=re.M), "05's default is not the testbed"
+    nbformat.write(nb, work["nbdir"] / EXPLORER_NB)
+    return EXPLORER_NB
+
+
 @pytest.fixture(scope="module")
 def pages(server, work, playwright_):
     """Both notebooks open side by side and running: the short 03 (a sampler watching its live-plot
@@ -318,6 +352,7 @@ def pages(server, work, playwright_):
 
     t0 = time.perf_counter()
     name, idx = _short_03(work)
+    explorer_name = _explorer_2x2(work)
     prepop: dict = {"error": "the store was not filled (interrupted)"}
 
     def fill():
@@ -326,7 +361,7 @@ def pages(server, work, playwright_):
     filler = threading.Thread(target=fill, name="prepopulate", daemon=True)
     filler.start()
     nb03 = LabPage(playwright_, server, name)
-    nb05 = LabPage(playwright_, server, "05_explorer.ipynb")
+    nb05 = LabPage(playwright_, server, explorer_name)
     try:
         nb03.goto()
         nb05.goto()
@@ -420,7 +455,7 @@ def _marks(fig) -> dict:
 
 # ---- tests --------------------------------------------------------------------------------------
 def test_explorer_sliders_and_fresh_run(grid, pages):
-    """05 (fast mode: a 2 α × 2 β grid on digits): the table, the disparity readout and the figure follow
+    """05 (the testbed, a 2 α × 2 β grid): the table, the disparity readout and the figure follow
     the α and β sliders to the stored points, against Retrain's reference lines; the button runs fresh."""
     from advunlearn.metrics import avg_disparity
 
@@ -429,6 +464,9 @@ def test_explorer_sliders_and_fresh_run(grid, pages):
     wait_run_all(page)
     _took("browser: 05 open + Run All (beside 03)", t0)
 
+    # the testbed, not fast mode: the notebook's own dataset and profile, and no fast-mode banner on the page
+    assert (grid["dataset"], grid["profile"], grid["fast"]) == ("fashion-mnist", "cpu", False), grid
+    assert page.locator(".jp-OutputArea-output", has_text="FAST MODE").count() == 0
     box = page.locator(".widget-vbox:has(> .au-alpha)")
     assert box.count() == 1, "the explorer widget did not render"
     alpha_rd, beta_rd = box.locator(".au-alpha .widget-readout"), box.locator(".au-beta .widget-readout")
