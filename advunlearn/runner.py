@@ -163,9 +163,7 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
     """The evaluated result record of ``method`` (computed once, then read from the store)."""
     from .metrics import evaluate
 
-    hparams = M.resolve_hparams(exp, method, overrides)  # checked before any work
-    key = {**exp.forget_key(), **exp.model_key(), **M.store_key(exp, method, hparams),
-           "strong": strong_eval and STRONG_VERSION}
+    key = _result_key(exp, method, strong_eval, overrides)  # hyperparameters checked before any work
 
     def compute(d: Path):
         model, info = run_method(exp, method, **(overrides or {}))
@@ -180,6 +178,12 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
 
     rec, _ = exp.store.cached("result", key, compute, lambda d: read_json(d / "result.json"))
     return rec
+
+
+def _result_key(exp: Experiment, method: str, strong_eval: bool, overrides: dict | None) -> dict:
+    hparams = M.resolve_hparams(exp, method, overrides)
+    return {**exp.forget_key(), **exp.model_key(), **M.store_key(exp, method, hparams),
+            "strong": strong_eval and STRONG_VERSION}
 
 
 def strong_evaluation(model, exp: Experiment, n_refs: int = 4) -> dict:
@@ -258,11 +262,15 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
     ``out`` (JSON) if given.
 
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
-    ``workers``: methods run side by side in that many single-thread processes (``"auto"``:
-    :func:`method_workers`).  They share ``exp``'s store, so θ0, the pretrained attacker and every
-    result are computed once; each method's result does not depend on where or in which order it ran
-    (every method seeds its own generators from the experiment's seed), and the records come back in
-    the order of ``methods``.
+    ``workers``: the methods whose results are not stored yet run side by side in that many
+    single-thread processes (``"auto"``: :func:`method_workers`; with fewer than two to compute, none
+    is started).  They share ``exp``'s store, so θ0, the pretrained attacker and every result are
+    computed once, and the records come back in the order of ``methods``.  A method's result does not
+    depend on the order or the process it ran in (every method seeds its own generators from the
+    experiment's seed), but it does depend on the thread count, as any float computation does: workers
+    compute with one thread each, so their records equal those of a one-thread process, not those of a
+    process with several threads.  Workers are started with ``spawn``: a script that calls this with
+    ``workers`` > 1 needs the usual ``if __name__ == "__main__":`` guard.
     """
     if ours_overrides:
         M.resolve_hparams(exp, "ours", ours_overrides)  # validate before any work, even without Ours
@@ -282,24 +290,27 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
                 f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({wall:.1f}s wall)"
                 + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
 
-    if n_workers > 1:
-        from .shadows import experiment_spec, run_tasks
+    got = {}
+    todo = list(methods)
+    if n_workers > 1:  # processes only for what is not stored yet (starting one costs seconds)
+        todo = [m for m in methods if not exp.store.done(
+            "result", _result_key(exp, m, strong_eval, ours_overrides if m in ours else None))]
+        if len(todo) > 1:
+            from .shadows import experiment_spec, run_tasks
 
-        exp.original()  # θ0 once, here, before the workers load it
-        if log:
-            log(f"  {len(methods)} methods on {n_workers} single-thread processes")
-        got = {}
-        run_tasks(exp, experiment_spec(exp), _method_task,
-                  [(m, strong_eval, ours_overrides if m in ours else None) for m in _worker_order(methods, n_workers)],
-                  workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
-        recs = [got[m] for m in methods]
-    else:
-        recs = []
-        for m in methods:
+            exp.original()  # θ0 once, here, before the workers load it
+            n_workers = min(n_workers, len(todo))
+            if log:
+                log(f"  {len(todo)} methods on {n_workers} single-thread processes")
+            run_tasks(exp, experiment_spec(exp), _method_task,
+                      [(m, strong_eval, ours_overrides if m in ours else None) for m in _worker_order(todo, n_workers)],
+                      workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
+    for m in methods:
+        if m not in got:
             t0 = time.perf_counter()
-            rec = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
-            recs.append(rec)
-            show(m, rec, time.perf_counter() - t0)
+            got[m] = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
+            show(m, got[m], time.perf_counter() - t0)
+    recs = [got[m] for m in methods]
     if out is not None:
         atomic_write_json(out, recs)
     if any(failure(r) for r in recs):  # the records are written, marked failed; the run is not a success
@@ -323,14 +334,39 @@ def method_workers(exp: Experiment, workers: int | str = "auto", n_methods: int 
         if exp.dev.type == "cuda":
             n = 1
         else:
-            n = min(MAX_AUTO_WORKERS, int(os.environ.get("ADVUNLEARN_THREADS") or os.cpu_count() or 1))
+            n = min(MAX_AUTO_WORKERS, int(os.environ.get("ADVUNLEARN_THREADS") or usable_cores()))
     elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ConfigError(f"workers={workers!r} is not allowed; use a whole number >= 1 or 'auto'")
     else:
         n = int(workers)
-    if exp.shadow is not None or exp.given_data is not None:
-        n = 1  # a shadow experiment's data and splits are not rebuilt from a spec in another process
+    if n > 1 and not _rebuildable(exp):
+        n = 1
     return max(1, min(n, n_methods if n_methods is not None else n))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's limit), else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _rebuildable(exp: Experiment) -> bool:
+    """Whether a worker process rebuilding ``exp`` from its constructor arguments gets the same experiment
+    and can share its store safely: not a shadow experiment (its data and splits are given, not built), a
+    profile not edited in memory after construction, and POSIX file locks for the store's artifacts."""
+    from .config import get_profile
+
+    if exp.shadow is not None or exp.given_data is not None or exp.given_splits is not None:
+        return False
+    if exp.prof != get_profile(exp.profile, exp.dataset, **exp.profile_overrides):
+        return False
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # without locks two workers could compute (and discard) the same artifact
+        return False
+    return True
 
 
 def _worker_order(methods: Sequence[str], n_workers: int) -> list[str]:
@@ -384,4 +420,4 @@ def records_markdown(recs: Sequence[dict]) -> str:
 
 
 __all__ = ["run_experiment", "records_markdown", "evaluate_method", "unlearn_ours", "pretrained_attacker", "run_method",
-           "unlearn_config", "method_workers", "strong_evaluation", "fresh_attacker", "fresh_attacker_split"]
+           "unlearn_config", "method_workers", "usable_cores", "strong_evaluation", "fresh_attacker", "fresh_attacker_split"]

@@ -283,7 +283,14 @@ def stop_pool(ex) -> None:
     """Cancel a process pool's queued tasks and terminate its workers now (not after their running tasks:
     ``shutdown`` alone would wait for them).  What they were computing is lost; the store keeps only
     finished artifacts, so a rerun computes it again."""
-    procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown forgets them
+    if hasattr(ex, "terminate_workers"):  # public from Python 3.14
+        ex.terminate_workers()
+        return
+    procs = getattr(ex, "_processes", None)
+    if procs is None:  # neither: wait for the running tasks rather than leave workers behind
+        ex.shutdown(wait=True, cancel_futures=True)
+        return
+    procs = list(procs.values())  # shutdown forgets them
     ex.shutdown(wait=False, cancel_futures=True)
     for pr in procs:
         if pr.is_alive():

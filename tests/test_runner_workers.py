@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing as mp
 import time
 
@@ -33,9 +35,15 @@ def test_two_workers_give_the_records_of_one_process(tmp_path, one_thread):
     assert sorted(line.split()[0] for line in lines[1:]) == sorted(METHODS)
     for a, b in zip(one, two):
         assert _stable(a) == _stable(b), a["method"]
-    # the shared artifacts were computed once: one θ0, one pretrained attacker in the second store
-    assert len(list((tmp_path / "b" / "attacker").glob("*/config.json"))) == 1
-    assert len(list((tmp_path / "b" / "pretrain").glob("*/config.json"))) == 1
+    # Ours and its ablation, in two processes, used one pretrained attacker: the one whose training
+    # time both records carry (two trainings would have taken two different times)
+    by = {r["method"]: r for r in two}
+    assert by["ours"]["attacker"]["time_s"] == by["ours_no_vss"]["attacker"]["time_s"]
+    # asked again, everything is stored: the records are read here, no process is started
+    lines.clear()
+    again = run_experiment(_exp(tmp_path / "b"), METHODS, log=lines.append, workers=2)
+    assert [json.dumps(r, sort_keys=True) for r in again] == [json.dumps(r, sort_keys=True) for r in two]  # NaN-safe
+    assert not any("processes" in line for line in lines), lines
 
 
 def test_the_ours_chain_starts_first_and_its_ablation_after_the_attacker():
@@ -54,6 +62,9 @@ def test_worker_counts(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVUNLEARN_THREADS", "64")
     assert method_workers(exp, "auto", 14) == 4  # MAX_AUTO_WORKERS
     assert method_workers(exp, 3, 2) == 2  # never more than the methods
+    # a profile edited in memory would not reach a worker that rebuilds the experiment: one process
+    exp.prof = dataclasses.replace(exp.prof, max_train=100)
+    assert method_workers(exp, 2, 14) == 1
     for bad in (0, -1, "two", 1.5, True):
         with pytest.raises(ConfigError, match="workers=.*whole number >= 1 or 'auto'"):
             method_workers(exp, bad, 14)
