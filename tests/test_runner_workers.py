@@ -89,3 +89,60 @@ def test_a_failed_task_stops_the_other_workers_at_once():
     # without stopping the pool the with-block would wait for the 60 s sleeps of the running tasks
     assert time.perf_counter() - t0 < 40
     assert mp.active_children() == []
+
+
+_INTERRUPTED = r"""
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever this test inherited
+from advunlearn.experiment import Experiment
+from advunlearn.runner import run_experiment
+
+if __name__ == "__main__":
+    exp = Experiment(dataset="digits", profile="tiny", scheme="random", seed=5, device="cpu", results=sys.argv[1],
+                     progress=False)
+    run_experiment(exp, ["ours", "retrain", "retrain_seed2", "ours_no_vss", "ft"], workers=2,
+                   log=lambda s: print(s, flush=True))
+"""
+
+
+def test_ctrl_c_during_the_workers_stops_them_and_a_rerun_completes(tmp_path):
+    """Ctrl-C (SIGINT to the foreground process group) while the workers run: the call ends with
+    KeyboardInterrupt within seconds, no process of the group is left, and the store holds nothing
+    half-written: the same call run again completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_INTERRUPTED)
+    store = tmp_path / "store"
+    p = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, env={**os.environ, "ADVUNLEARN_PROGRESS": "0"})
+    try:
+        line = p.stdout.readline()  # printed when the pool starts
+        assert "methods on 2 single-thread processes" in line, line + p.stderr.read()
+        first = p.stdout.readline()  # the first method done; Ours (attacker pretraining, then its loop) is not
+        assert first.split()[0] in ("retrain", "retrain_seed2", "ft"), first + p.stderr.read()
+        t0 = time.perf_counter()
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        stopped = time.perf_counter() - t0
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err, out + err
+    assert not any(w.split()[:1] == ["ours"] for w in out.splitlines()), out  # it was stopped, not finished
+    assert stopped < 30, stopped
+    left = ""
+    for _ in range(50):  # nothing of the group is left running (allow exiting processes a moment)
+        left = subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(p.pid)], capture_output=True, text=True).stdout
+        if len(left.strip().splitlines()) <= 1:
+            break
+        time.sleep(0.2)
+    assert len(left.strip().splitlines()) <= 1, left
+    r = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "ADVUNLEARN_PROGRESS": "0"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(line.split()[0] for line in r.stdout.splitlines()[1:]) == \
+        sorted(["ours", "retrain", "retrain_seed2", "ours_no_vss", "ft"]), r.stdout
