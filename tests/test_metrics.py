@@ -149,6 +149,22 @@ def test_evaluate_on_digits(digits_class):
     assert 0 < avg_disparity(res, rr) <= 100
 
 
+def test_figure2_attacks_in_threads_are_the_serial_fits(digits_class):
+    """The five SVCs fitted side by side in threads give what one thread gives, attack by attack;
+    a bad thread count is refused."""
+    from advunlearn.mia import all_attacks, softmax_outputs
+
+    exp = digits_class
+    model, _ = exp.original()
+    outputs = {k: softmax_outputs(model, exp, k) for k in ("forget", "retain", "test")}
+    serial = all_attacks(outputs, seed=3, threads=1)
+    assert list(serial) == list(ATTACKS)
+    assert all_attacks(outputs, seed=3, threads=3) == serial
+    assert all_attacks(outputs, ["prob", "entropy"], seed=3, threads=2) == {k: serial[k] for k in ("prob", "entropy")}
+    with pytest.raises(ConfigError, match="threads"):
+        all_attacks(outputs, threads=0)
+
+
 def test_evaluate_reports_diverged_model(digits_class):
     import copy
 
