@@ -290,13 +290,21 @@ def stop_pool(ex) -> None:
     if procs is None:  # neither: wait for the running tasks rather than leave workers behind
         ex.shutdown(wait=True, cancel_futures=True)
         return
+    from multiprocessing.connection import wait
+
     procs = list(procs.values())  # shutdown forgets them
     ex.shutdown(wait=False, cancel_futures=True)
     for pr in procs:
         if pr.is_alive():
             pr.terminate()
-    for pr in procs:
-        pr.join(timeout=10)
+    # A worker's sentinel is ready once it has exited (the pool's own thread may reap it first, so
+    # is_alive() can go on saying True for a process that is gone).  One that outlives SIGTERM by
+    # 10 s (a task that handles the signal) is killed.
+    running = [pr for pr in procs if not wait([pr.sentinel], timeout=10)]
+    for pr in running:
+        pr.kill()
+    if running:  # (an empty wait would sleep its whole timeout)
+        wait([pr.sentinel for pr in running], timeout=10)
 
 
 def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, workers: int = 1, backend: str = "process",
