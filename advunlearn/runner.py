@@ -280,8 +280,9 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
     M.check_names(list(methods))
     _warn_if_long(exp, unlearn_config(exp, **(ours_overrides or {})), methods)
     ours = _ours_names()
+    over = {m: ours_overrides if m in ours else None for m in methods}
     for m in methods:  # every method's hyperparameters, checked before any work
-        M.resolve_hparams(exp, m, ours_overrides if m in ours else None)
+        M.resolve_hparams(exp, m, over[m])
     n_workers = method_workers(exp, workers, len(methods))
 
     def show(m: str, rec: dict, wall: float) -> None:
@@ -291,10 +292,8 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
                 + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
 
     got = {}
-    todo = list(methods)
     if n_workers > 1:  # processes only for what is not stored yet (starting one costs seconds)
-        todo = [m for m in methods if not exp.store.done(
-            "result", _result_key(exp, m, strong_eval, ours_overrides if m in ours else None))]
+        todo = [m for m in methods if not exp.store.done("result", _result_key(exp, m, strong_eval, over[m]))]
         if len(todo) > 1:
             from .shadows import experiment_spec, run_tasks
 
@@ -303,12 +302,12 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
             if log:
                 log(f"  {len(todo)} methods on {n_workers} single-thread processes")
             run_tasks(exp, experiment_spec(exp), _method_task,
-                      [(m, strong_eval, ours_overrides if m in ours else None) for m in _worker_order(todo, n_workers)],
+                      [(m, strong_eval, over[m]) for m in _worker_order(todo, n_workers)],
                       workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
     for m in methods:
         if m not in got:
             t0 = time.perf_counter()
-            got[m] = evaluate_method(exp, m, strong_eval=strong_eval, overrides=ours_overrides if m in ours else None)
+            got[m] = evaluate_method(exp, m, strong_eval=strong_eval, overrides=over[m])
             show(m, got[m], time.perf_counter() - t0)
     recs = [got[m] for m in methods]
     if out is not None:

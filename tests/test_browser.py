@@ -311,34 +311,37 @@ class LabPage:
             self.browser.close()
 
 
+def _copy_with_params(work, src: str, dst: str, edits: list[tuple[str, str]]):
+    """Write ``dst``, a copy of notebook ``src`` whose parameters cell has each ``(pattern, line)`` edit
+    applied (the pattern must match exactly one line); returns the copy and its parameters cell."""
+    import nbformat
+
+    nb = nbformat.read(work["nbdir"] / src, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for pattern, line in edits:
+        new, n = re.subn(pattern, line, params.source, flags=re.M)
+        assert n == 1, f"{src}'s parameters cell has no line matching {pattern!r}:\n{params.source}"
+        params.source = new
+    nbformat.write(nb, work["nbdir"] / dst)
+    return nb, params
+
+
 def _short_03(work) -> tuple[str, int]:
     """A copy of 03 whose parameters ask for LIVE_ITERATIONS iterations, a record every LIVE_RECORD_EVERY;
     returns its name and the index of the live-plot cell."""
-    import nbformat
-
-    nb = nbformat.read(work["nbdir"] / "03_adversarial_unlearning.ipynb", as_version=4)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    for key, value in (("iterations", LIVE_ITERATIONS), ("record_every", LIVE_RECORD_EVERY)):
-        new, n = re.subn(rf"^{key}: int = None\b", f"{key}: int = {value}", params.source, flags=re.M)
-        assert n == 1, f"03's parameters cell has no '{key}: int = None' line:\n{params.source}"
-        params.source = new
     name = "03_live_short.ipynb"
-    nbformat.write(nb, work["nbdir"] / name)
+    nb, _ = _copy_with_params(work, "03_adversarial_unlearning.ipynb", name,
+                              [(rf"^{key}: int = None\b", f"{key}: int = {value}")
+                               for key, value in (("iterations", LIVE_ITERATIONS), ("record_every", LIVE_RECORD_EVERY))])
     return name, _code_cell_index(nb, "LivePlot(")
 
 
 def _explorer_2x2(work) -> str:
     """A copy of 05 whose parameters cell asks for the EXPLORER_ALPHAS × EXPLORER_BETAS grid; its name."""
-    import nbformat
-
-    nb = nbformat.read(work["nbdir"] / "05_explorer.ipynb", as_version=4)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    for key, value in (("alphas", EXPLORER_ALPHAS), ("betas", EXPLORER_BETAS)):
-        new, n = re.subn(rf"^{key}: list = \[[^\]]*\]", f"{key}: list = {value!r}", params.source, flags=re.M)
-        assert n == 1, f"05's parameters cell has no '{key}: list = [...]' line:\n{params.source}"
-        params.source = new
+    _, params = _copy_with_params(work, "05_explorer.ipynb", EXPLORER_NB,
+                                  [(rf"^{key}: list = \[[^\]]*\]", f"{key}: list = {value!r}")
+                                   for key, value in (("alphas", EXPLORER_ALPHAS), ("betas", EXPLORER_BETAS))])
     assert re.search(r'^dataset: str = "fashion-mnist"', params.source, flags=re.M), "05's default is not the testbed"
-    nbformat.write(nb, work["nbdir"] / EXPLORER_NB)
     return EXPLORER_NB
 
 
