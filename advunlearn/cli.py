@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="comma-separated methods (default: every method with a search space)")
     p.add_argument("--settings", default=None, help="comma-separated of random-dense,random-sparse,class-dense,"
                    "class-sparse (default: all)")
-    p.add_argument("--trials", type=int, default=8, help="trials per method and setting, the same for every method")
+    p.add_argument("--trials", type=int, default=50, help="trials per method and setting, the same for every method "
+                   "(protocol 2: 50)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="tuning seeds (default 100 101; the reporting "
                    "seeds 0-4 are refused)")
     p.add_argument("--workers", type=int, default=1, help="processes, one thread each")

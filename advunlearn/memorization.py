@@ -35,7 +35,9 @@ _SEED_OFFSET = 99_000_000
 def _base_key(exp, train: np.ndarray) -> dict:
     from .shadows import _sha
 
-    dk = {k: v for k, v in exp.data_key().items() if k != "shadow"}
+    # Not the thread count: the scores choose the memorized scheme's forget set, so every process of
+    # a run (single-thread workers, a main process with more threads) must read the same stored scores.
+    dk = {k: v for k, v in exp.data_key().items() if k not in ("shadow", "threads")}
     return {**dk, "model": exp.prof.model, "pretrain": exp.prof.pretrain.to_dict(), "train": _sha(train),
             "v": MEMORIZATION_VERSION}
 

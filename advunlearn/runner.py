@@ -154,9 +154,12 @@ def run_method(exp: Experiment, method: str, **overrides):
 
 
 def record_base(exp: Experiment) -> dict:
+    from .experiment import compute_threads
+
     return {"dataset": exp.dataset, "scheme": exp.scheme, "sparsity": exp.sparsity, "seed": exp.seed,
             "profile": exp.profile, "model": exp.prof.model, "forget_class": exp.splits.forget_class,
-            "forget_frac": exp.forget_frac if exp.scheme == "random" else None}
+            "forget_frac": exp.forget_frac if exp.scheme == "random" else None,
+            "threads": compute_threads(exp.dev)}
 
 
 def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, overrides: dict | None = None) -> dict:
@@ -168,7 +171,9 @@ def evaluate_method(exp: Experiment, method: str, *, strong_eval: bool = False, 
     def compute(d: Path):
         model, info = run_method(exp, method, **(overrides or {}))
         rec = {**record_base(exp), "method": method, **evaluate(model, exp, info.get("run_time_s")),
-               "hparams": info.get("hparams", {})}
+               "hparams": info.get("hparams", {}),
+               # the scheme whose tuned values the method ran with (memorized: the random scheme's)
+               "hparams_scheme": M.FALLBACK_SCHEME.get(exp.scheme, exp.scheme)}
         if "attacker" in info:
             rec["attacker"] = info["attacker"]
         if strong_eval:
@@ -291,19 +296,36 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
                 f"TA {rec['TA']:6.2f}  run {rec['run_time_s'] or 0:7.2f}s  ({wall:.1f}s wall)"
                 + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
 
-    got = {}
-    if n_workers > 1:  # processes only for what is not stored yet (starting one costs seconds)
-        todo = [m for m in methods if not exp.store.done("result", _result_key(exp, m, strong_eval, over[m]))]
-        if len(todo) > 1:
-            from .shadows import experiment_spec, run_tasks
+    if n_workers > 1:  # every artifact of this run computed with one thread, here and in the workers
+        import torch
 
-            exp.original()  # θ0 once, here, before the workers load it
-            n_workers = min(n_workers, len(todo))
-            if log:
-                log(f"  {len(todo)} methods on {n_workers} single-thread processes")
-            run_tasks(exp, experiment_spec(exp), _method_task,
-                      [(m, strong_eval, over[m]) for m in _worker_order(todo, n_workers)],
-                      workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _run_with_workers(exp, methods, strong_eval, over, n_workers, out, show, log)
+        finally:
+            torch.set_num_threads(threads)
+    return _finish(exp, methods, strong_eval, over, {}, out, show)
+
+
+def _run_with_workers(exp, methods, strong_eval, over, n_workers, out, show, log) -> list[dict]:
+    got = {}
+    # processes only for what is not stored yet (starting one costs seconds)
+    todo = [m for m in methods if not exp.store.done("result", _result_key(exp, m, strong_eval, over[m]))]
+    if len(todo) > 1:
+        from .shadows import experiment_spec, run_tasks
+
+        exp.original()  # θ0 once, here, before the workers load it
+        n_workers = min(n_workers, len(todo))
+        if log:
+            log(f"  {len(todo)} methods on {n_workers} single-thread processes")
+        run_tasks(exp, experiment_spec(exp), _method_task,
+                  [(m, strong_eval, over[m]) for m in _worker_order(todo, n_workers)],
+                  workers=n_workers, on_result=lambda r: (got.__setitem__(r[0], r[1]), show(*r)))
+    return _finish(exp, methods, strong_eval, over, got, out, show)
+
+
+def _finish(exp, methods, strong_eval, over, got, out, show) -> list[dict]:
     for m in methods:
         if m not in got:
             t0 = time.perf_counter()

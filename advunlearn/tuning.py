@@ -1,8 +1,13 @@
 """One tuning protocol for every method: the same Optuna budget, criterion and tuning seeds.
 
-For each method and each setting (scheme x dense/sparse) a study of ``n_trials`` trials searches the
-method's declared search space (its module's ``SPACE``).  Trial 0 is always the method's current
-default, so no method starts behind.  A trial runs the method on every *tuning* seed and scores it by
+For each method and each setting (scheme x dense/sparse) a study of ``n_trials`` trials (protocol 2:
+:data:`N_TRIALS`, the same for every method) searches the method's declared search space (its module's
+``SPACE``).  Trial 0 is the values the method's paper or reference code publishes for that setting (its
+module's ``PUBLISHED``, :func:`advunlearn.methods.published`), the same rule for every method; then
+:data:`N_STARTUP` random trials, then TPE.  Each study samples with its own seed (:func:`study_seed`).
+A chosen value within :data:`EDGE` of a bound of its space (on the space's own scale) is an edge: the
+space must be widened and the study rerun, unless the method names that bound a hard limit
+(``HARD_BOUNDS``); :func:`freeze` refuses edges.  A trial runs the method on every *tuning* seed and scores it by
 its distance to that seed's Retrain, measured without the test split:
 
     score = mean over seeds of mean(|UA - UA_r|, |RA - RA_r|, |VA - VA_r|, |MIA_v - MIA_v,r|)
@@ -26,6 +31,7 @@ import math
 import os
 import statistics
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -40,6 +46,9 @@ UNTUNED = ("retrain", "retrain_seed2", "ours_no_vss")
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
 CRITERION = ("UA", "RA", "VA_heldout", "MIA_val")
 STALE_TRIAL_S = 3600  # a RUNNING trial older than this (its process killed) is failed and rerun
+N_TRIALS = 50         # protocol 2: trials per method and setting, the same for every method
+N_STARTUP = 10        # random trials after the published values, before TPE proposes
+EDGE = 0.05           # a chosen value this close to a bound (fraction of the range, on the space's scale)
 
 
 def setting_key(scheme: str, sparsity: float) -> str:
@@ -100,29 +109,80 @@ def tunable_methods() -> tuple[str, ...]:
     return tuple(n for n in names() if n not in UNTUNED and get(n).space)
 
 
-def method_defaults(exp, method: str) -> dict[str, Any]:
-    """The values the method runs with today on ``exp`` (restricted to its search space)."""
-    from .methods import resolve_hparams
+def optuna_name(name: str, spec: tuple) -> str:
+    """The name Optuna stores a hyperparameter under: ``1-<name>`` for a ``log1m`` one (it draws 1 - value)."""
+    return f"1-{name}" if spec[0] == "log1m" else name
 
-    space = method_space(method)
-    hp = resolve_hparams(exp, method, {})
-    return {k: hp[k] for k in space if k in hp}
+
+def to_optuna(values: Mapping[str, Any], space: Mapping[str, tuple]) -> dict[str, Any]:
+    """Hyperparameter values as Optuna's parameters (what ``enqueue_trial`` takes)."""
+    return {optuna_name(k, space[k]): (1.0 - v if space[k][0] == "log1m" else v) for k, v in values.items()}
+
+
+def from_optuna(params: Mapping[str, Any], space: Mapping[str, tuple]) -> dict[str, Any]:
+    """Optuna's parameters of a trial as hyperparameter values (the inverse of :func:`to_optuna`)."""
+    out = {}
+    for k, spec in space.items():
+        n = optuna_name(k, spec)
+        if n in params:
+            out[k] = 1.0 - params[n] if spec[0] == "log1m" else params[n]
+    return out
+
+
+def position(value: Any, spec: tuple) -> float | None:
+    """Where ``value`` lies in its space, 0 at the lower bound and 1 at the upper, on the scale the
+    space draws on (log for ``log``, log(1 - value) for ``log1m``, reversed); None for a category."""
+    kind, lo, hi = spec[0], spec[1], spec[-1]
+    if kind == "cat" or hi == lo:
+        return None
+    if kind in ("log", "logint"):
+        return (math.log(value) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    if kind == "log1m":  # 1 - value is drawn log-uniformly; position along the value itself
+        return (math.log(1 - lo) - math.log(1 - value)) / (math.log(1 - lo) - math.log(1 - hi))
+    return (value - lo) / (hi - lo)
+
+
+def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[str, tuple] | None = None,
+          margin: float = EDGE) -> dict[str, str]:
+    """The values within ``margin`` of a bound of ``space`` that is not a hard limit: ``{name: "lo"|"hi"}``."""
+    out = {}
+    for k, v in values.items():
+        if k not in space:
+            continue
+        pos = position(v, space[k])
+        if pos is None:
+            continue
+        side = "lo" if pos < margin else "hi" if pos > 1 - margin else None
+        if side and (hard or {}).get(k, ("",))[0] != side:
+            out[k] = side
+    return out
+
+
+def study_seed(name: str, base: int = 0) -> int:
+    """Each study's own sampler seed: a hash of its name, offset by ``base`` (so no two studies share
+    their random draws, and a rerun draws the same)."""
+    return (zlib.crc32(name.encode()) + int(base)) % (2**31 - 1)
 
 
 def suggest(trial, space: Mapping[str, tuple]) -> dict[str, Any]:
     out = {}
     for name, spec in space.items():
         kind = spec[0]
-        if kind == "log":
+        if kind == "log1m":
+            out[name] = 1.0 - trial.suggest_float(optuna_name(name, spec), 1.0 - spec[2], 1.0 - spec[1], log=True)
+        elif kind == "log":
             out[name] = trial.suggest_float(name, spec[1], spec[2], log=True)
         elif kind == "float":
             out[name] = trial.suggest_float(name, spec[1], spec[2])
         elif kind == "int":
             out[name] = trial.suggest_int(name, spec[1], spec[2])
+        elif kind == "logint":
+            out[name] = trial.suggest_int(name, spec[1], spec[2], log=True)
         elif kind == "cat":
             out[name] = trial.suggest_categorical(name, list(spec[1]))
         else:
-            raise ConfigError(f"search space of {name!r} has kind {kind!r}; allowed: 'log', 'float', 'int', 'cat'")
+            raise ConfigError(f"search space of {name!r} has kind {kind!r}; allowed: 'log', 'log1m', 'float', 'int', "
+                              "'logint', 'cat'")
     return out
 
 
@@ -131,7 +191,7 @@ def _clip_to_space(values: Mapping[str, Any], space: Mapping[str, tuple]) -> dic
     out = {}
     for k, v in values.items():
         spec = space[k]
-        if spec[0] in ("log", "float", "int"):
+        if spec[0] in ("log", "log1m", "float", "int", "logint"):
             v = min(max(v, spec[1]), spec[2])
         elif v not in spec[1]:
             continue
@@ -175,26 +235,30 @@ def _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, creat
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(method, scheme, sparsity)
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, n_trials // 2))
+    # the published values, then N_STARTUP random trials, then TPE (a study shorter than that is all random)
+    sampler = optuna.samplers.TPESampler(seed=study_seed(name, sampler_seed),
+                                         n_startup_trials=min(1 + N_STARTUP, max(1, n_trials)))
     study = optuna.create_study(study_name=name, storage=_storage_url(storage, name), direction="minimize",
                                 sampler=sampler, load_if_exists=True)
     if create_with is not None and not study.trials:
-        space, default, seeds = create_with
-        study.enqueue_trial(default, user_attrs={"default": True})
+        space, anchor, seeds = create_with
+        study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
         study.set_user_attr("space", {k: [v[0], list(v[1])] if v[0] == "cat" else list(v) for k, v in space.items()})
         study.set_user_attr("seeds", list(seeds))
+        study.set_user_attr("sampler_seed", study_seed(name, sampler_seed))
     return study
 
 
 def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
-              n_trials: int = 8, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
+              n_trials: int = N_TRIALS, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
               results: str | os.PathLike = "results/store", sampler_seed: int = 0, data_root: str | None = None,
               threads: int | None = None, slot: int = 0, n_slots: int = 1,
               log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) one study until it holds ``n_trials`` trials; returns its record.
 
-    Several processes may run the same study at once (they share its storage); together they stop
-    at ``n_trials``.  Trial 0 is the method's current default.
+    Several processes may run the same study at once (they share its storage; each samples with the
+    study's seed plus its ``slot``); together they stop at ``n_trials``.  Trial 0 is the method's
+    published values for the setting.
     """
     import optuna
 
@@ -209,10 +273,10 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     space = method_space(method)
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
     refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
-    default = _clip_to_space(method_defaults(exps[0], method), space)
+    anchor = published_values(method, scheme, sparsity)
     # Each process of a study (``slot`` of ``n_slots``) samples with its own seed, so side-by-side
     # processes never propose the same values.
-    study = _open_study(method, scheme, sparsity, storage, sampler_seed + slot, n_trials, (space, default, seeds))
+    study = _open_study(method, scheme, sparsity, storage, sampler_seed + slot, n_trials, (space, anchor, seeds))
 
     def objective(trial):
         from .runner import run_method
@@ -250,6 +314,18 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     return study_record(study, method, scheme, sparsity, refs, seeds)
 
 
+def published_values(method: str, scheme: str, sparsity: float) -> dict[str, Any]:
+    """Trial 0 of ``method``'s study in (scheme, sparsity): its published values, which must lie in its space."""
+    from .methods import published
+
+    space = method_space(method)
+    values = published(method, scheme, sparsity)
+    clipped = _clip_to_space(values, space)
+    if clipped != values:
+        raise ConfigError(f"{method}: published values {values} lie outside its search space {space}; widen SPACE")
+    return values
+
+
 def _retrain(exp):
     from .runner import run_method
 
@@ -260,18 +336,26 @@ def _retrain(exp):
 def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
     import optuna
 
+    from .methods import get
+
+    space = method_space(method)
+    hard = get(method).hard_bounds
     trials = []
     for t in study.trials:
         if t.state != optuna.trial.TrialState.COMPLETE:
             continue
-        trials.append({"number": t.number, "params": t.params, "score": t.value,
+        trials.append({"number": t.number, "params": from_optuna(t.params, space), "score": t.value,
                        "default": bool(t.user_attrs.get("default")), "per_seed": t.user_attrs.get("per_seed"),
                        "time_s": t.user_attrs.get("time_s")})
+    trials.sort(key=lambda t: t["number"])
     best = min(trials, key=lambda t: (t["score"], t["number"])) if trials else None
     return {"method": method, "scheme": scheme, "sparsity": sparsity, "setting": setting_key(scheme, sparsity),
-            "space": study.user_attrs.get("space"), "seeds": seeds, "retrain": refs, "criterion": list(CRITERION),
+            "space": study.user_attrs.get("space"), "hard_bounds": {k: list(v) for k, v in hard.items()},
+            "sampler_seed": study.user_attrs.get("sampler_seed"), "n_startup": N_STARTUP,
+            "seeds": seeds, "retrain": refs, "criterion": list(CRITERION),
             "n_trials": len(trials), "trials": trials, "chosen": best["params"] if best else None,
             "chosen_score": best["score"] if best else None,
+            "edges": edges(best["params"], space, hard) if best else {},
             "default_score": next((t["score"] for t in trials if t["default"]), None)}
 
 
@@ -307,18 +391,14 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     settings = list(settings)
     # Shared artifacts first (each tuning seed's original and Retrain), so studies never race for them.
     _prepare({(s, sp) for s, sp in settings}, workers, kw, attacker="ours" in methods)
-    n_trials = kw.get("n_trials", 8)
+    n_trials = kw.get("n_trials", N_TRIALS)
     jobs = []
-    first_exp: dict = {}
     for s, sp in settings:
         for m in methods:
-            # create the study (and enqueue its default) once, before its processes start
-            if (s, sp) not in first_exp:  # one experiment per setting reads every method's defaults
-                first_exp[(s, sp)] = _experiment(kw.get("dataset", "fashion-mnist"), kw.get("profile", "cpu"), s, sp,
-                                                 seeds[0], kw.get("results", "results/store"), kw.get("data_root"))
+            # create the study (and enqueue its published values) once, before its processes start
             space = method_space(m)
             _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
-                        (space, _clip_to_space(method_defaults(first_exp[(s, sp)], m), space), seeds))
+                        (space, published_values(m, s, sp), seeds))
             k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))
             for slot in range(k):
                 jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, slot=slot, n_slots=k, **kw))
@@ -395,16 +475,25 @@ def tuned_path(profile: str, dataset: str, folder: str | os.PathLike | None = No
 
 
 def freeze(records: Sequence[Mapping], profile: str, dataset: str, *, folder: str | os.PathLike | None = None,
-           record_path: str | os.PathLike | None = None) -> Path:
+           record_path: str | os.PathLike | None = None, allow_edges: bool = False) -> Path:
     """Write the chosen values ``{setting: {method: hparams}}`` where the profile reads them, and the
-    full study record (space, trials, scores, chosen values, tuning seeds) to ``record_path``."""
+    full study record (space, trials, scores, chosen values, tuning seeds) to ``record_path``.
+
+    A chosen value at an edge of its space (:func:`edges`) is refused, naming every such study: widen
+    its space and rerun it (``allow_edges`` writes them anyway, for a test or a look)."""
     from .store import atomic_write_json
 
     chosen: dict[str, dict[str, dict]] = {}
+    at_edge = []
     for r in records:
         if r.get("chosen") is None:
             raise ConfigError(f"study {r['method']}.{r['setting']} has no finished trial; run it before freezing")
         chosen.setdefault(r["setting"], {})[r["method"]] = r["chosen"]
+        if r.get("edges"):
+            at_edge.append(f"{r['method']}.{r['setting']} {r['edges']}")
+    if at_edge and not allow_edges:
+        raise ConfigError(f"chosen values within {EDGE:.0%} of a bound that is not a hard limit: {'; '.join(at_edge)}; "
+                          "widen those search spaces (the method's SPACE) and rerun the studies")
     path = tuned_path(profile, dataset, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {k: dict(sorted(v.items())) for k, v in sorted(chosen.items())})

@@ -446,6 +446,69 @@ def test_scrub_runs_max_steps_only_in_the_first_epochs(exp_random, monkeypatch):
     assert info["hparams"]["T"] == scrub.DEFAULTS["T"]
 
 
+def test_scrub_kl_carries_t_squared_so_its_gradient_scale_does_not_shrink_with_t():
+    from advunlearn.methods.scrub import kl_teacher_student
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(64, 10, generator=g) * 3
+    s_ = (t + 0.3 * torch.randn(64, 10, generator=g)).requires_grad_(True)
+    for T in (1.0, 4.0, 8.0):
+        p_t, logp_s = (t / T).softmax(-1), (s_ / T).log_softmax(-1)
+        plain = (p_t * (p_t.log() - logp_s)).sum(-1)
+        assert torch.allclose(kl_teacher_student(t, s_, T), T * T * plain, rtol=1e-3, atol=1e-5)  # float32
+    # the gradient with respect to the student's logits: about the same size at T = 4, 8 and 16 (Hinton et
+    # al.'s reason for T²); without T² it would shrink about T²-fold (16x from T = 4 to T = 16)
+    norms = []
+    for T in (4.0, 8.0, 16.0):
+        (grad,) = torch.autograd.grad(kl_teacher_student(t, s_, T).mean(), s_)
+        norms.append(float(grad.norm()))
+    assert max(norms) / min(norms) < 1.5, norms
+
+
+def test_scrub_max_weight_scales_the_max_step(exp_random):
+    from advunlearn.methods import scrub
+
+    data, s = exp_random.data, exp_random.splits
+    theta0, _ = exp_random.original()
+    teacher = copy.deepcopy(theta0).eval()
+    moved = {}
+    for w in (0.0, 1.0, 4.0):
+        student = copy.deepcopy(theta0)
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for p in student.parameters():
+                p.add_(0.02 * p.abs().mean() * torch.randn(p.shape, generator=g))
+        start = _state(student)
+        hp = {**scrub.DEFAULTS, "lr": 0.01, "forget_batch_size": 16, "max_weight": w, "weight_decay": 0.0,
+              "momentum": 0.0}
+        opt = C.sgd(student, hp["lr"], 0.0, 0.0)
+        scrub.max_epoch(student, teacher, data, s.forget, opt, hp, torch.Generator().manual_seed(1), aug=False)
+        moved[w] = sum(float((v - start[k]).norm()) for k, v in _state(student).items())
+    assert moved[0.0] == 0.0 and moved[4.0] > 2.5 * moved[1.0] > 0, moved
+
+
+def test_scrub_r_is_registered_and_rewinds_to_the_checkpoint_closest_to_the_validation_error(exp_random):
+    assert "scrub_r" in M.names() and M.get("scrub_r").label == "SCRUB+R"
+    assert "rewind" not in M.get("scrub_r").space and M.get("scrub_r").fixed == {"rewind": True}
+    model, info = M.run_method(exp_random, "scrub_r", epochs=4, max_steps=2, lr=0.05)
+    rw = info["rewind"]
+    errs, target = rw["forget_errors"], rw["target_error"]
+    assert len(errs) == 5                                  # θ_o and the model after each of 4 epochs
+    assert rw["epoch"] == min(range(5), key=lambda i: (abs(errs[i] - target), -i))
+    # the returned model is that checkpoint: its forget error is the recorded one
+    from advunlearn.train import predict
+
+    s = exp_random.splits
+    err = 100.0 * float((predict(model, exp_random.data, s.forget, exact=True).argmax(1)
+                         != exp_random.data.y[s.forget]).float().mean())
+    assert err == pytest.approx(errs[rw["epoch"]], abs=1e-6)
+    # without rewinding, the same run returns the last epoch's model
+    last, info2 = M.run_method(exp_random, "scrub", epochs=4, max_steps=2, lr=0.05)
+    assert "rewind" not in info2
+    if rw["epoch"] == 4:
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
+
+
 # ---- ℓ1-sparse ------------------------------------------------------------------------------------------
 def test_l1_sparse_penalty_follows_its_schedule(exp_random):
     from advunlearn.methods.l1_sparse import l1_norm, penalty_weight

@@ -2,12 +2,14 @@
 frozen values picked up by the profile."""
 
 import json
+import math
 
 import pytest
 
 from advunlearn.config import ConfigError
-from advunlearn.tuning import (CRITERION, REPORTING_SEEDS, distance, freeze, record_markdown, run_study,
-                               tunable_methods, tune)
+from advunlearn.tuning import (CRITERION, EDGE, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, edges,
+                               freeze, from_optuna, position, published_values, record_markdown, run_study,
+                               study_seed, to_optuna, tunable_methods, tune)
 
 
 def test_distance_is_the_mean_absolute_difference_and_inf_when_diverged():
@@ -30,18 +32,20 @@ def test_reporting_seeds_are_refused(tmp_path):
                   storage=tmp_path, results=tmp_path)
 
 
-def test_a_study_starts_from_the_default_resumes_and_freezes(tmp_path, one_thread):
+def test_a_study_starts_from_the_published_values_resumes_and_freezes(tmp_path, one_thread):
     kw = dict(dataset="digits", profile="tiny", seeds=[100], storage=tmp_path / "db", results=tmp_path / "store")
     rec = run_study("ft", "random", 0.0, n_trials=2, **kw)
     assert rec["n_trials"] == 2 and rec["seeds"] == [100]
     first = rec["trials"][0]
-    assert first["default"] and first["params"]["epochs"] == 2  # the tiny digits profile's FT recipe
+    assert first["default"] and first["params"] == {"lr": 0.01, "epochs": 10}  # Jia et al.'s FT recipe
+    assert rec["sampler_seed"] == study_seed("ft.random-dense") and rec["n_startup"] == N_STARTUP
     assert rec["chosen_score"] == min(t["score"] for t in rec["trials"])
     assert all(set(p) >= set(CRITERION) for t in rec["trials"] for p in t["per_seed"])
     # resuming with a larger budget runs only the missing trials
     again = run_study("ft", "random", 0.0, n_trials=3, **kw)
     assert again["n_trials"] == 3 and [t["params"] for t in again["trials"][:2]] == [t["params"] for t in rec["trials"]]
-    path = freeze([again], "tiny", "digits", folder=tmp_path / "tuned", record_path=tmp_path / "record.json")
+    path = freeze([again], "tiny", "digits", folder=tmp_path / "tuned", record_path=tmp_path / "record.json",
+                  allow_edges=True)
     frozen = json.loads(path.read_text())
     assert frozen == {"random-dense": {"ft": again["chosen"]}}
     record = json.loads((tmp_path / "record.json").read_text())
@@ -65,3 +69,133 @@ def test_frozen_values_are_what_the_profile_runs(tmp_path, monkeypatch):
     exp_sparse = Experiment(dataset="digits", profile="tiny", seed=100, sparsity=0.95, results=tmp_path / "store",
                             progress=False)
     assert resolve_hparams(exp_sparse, "ft", {})["lr"] != 0.0123  # another setting keeps its own values
+
+
+# ---- protocol 2 ------------------------------------------------------------------------------------
+def test_protocol_2_budget_and_startup():
+    assert N_TRIALS >= 50 and N_STARTUP >= 10
+
+
+@pytest.mark.parametrize("method", tunable_methods())
+def test_published_values_lie_well_inside_every_space(method):
+    from advunlearn.methods import get
+
+    spec = get(method)
+    for scheme, sparsity in SETTINGS + (("memorized", 0.0), ("memorized", 0.95)):
+        anchor = published_values(method, scheme, sparsity)
+        assert set(anchor) == set(spec.space)
+        assert edges(anchor, spec.space, spec.hard_bounds) == {}, (method, scheme, sparsity, anchor)
+
+
+def test_published_values_follow_each_setting():
+    assert published_values("ours", "random", 0.0)["lr"] == 0.01
+    assert published_values("ours", "random", 0.95)["lr"] == 0.03
+    cls = published_values("ours", "class", 0.0)
+    assert cls["lr"] == 0.02 and cls["alpha_off_after"] == 30 and cls["alpha"] == 0.9
+    # the random scheme keeps α on: alpha_off_after at its upper bound, which Ours names a hard limit
+    rnd = published_values("ours", "random", 0.0)
+    assert rnd["alpha_off_after"] >= rnd["iterations"]
+    assert published_values("ours", "memorized", 0.95) == published_values("ours", "random", 0.95)
+    assert published_values("salun", "random", 0.0)["epochs"] == 10
+
+
+def test_every_study_samples_with_its_own_seed():
+    names = [f"{m}.{s}-{'sparse' if sp else 'dense'}" for m in tunable_methods() for s, sp in SETTINGS]
+    seeds = [study_seed(n) for n in names]
+    assert len(set(seeds)) == len(seeds)
+    assert study_seed("ft.random-dense", 1) == study_seed("ft.random-dense") + 1
+
+
+def test_log1m_searches_one_minus_beta_on_a_log_scale():
+    import optuna
+
+    space = {"beta": ("log1m", 0.5, 0.99999), "lr": ("log", 1e-3, 1e-1)}
+    assert to_optuna({"beta": 0.999, "lr": 0.01}, space) == {"1-beta": pytest.approx(1e-3), "lr": 0.01}
+    assert from_optuna({"1-beta": 1e-3, "lr": 0.01}, space)["beta"] == pytest.approx(0.999)
+    assert position(0.999, space["beta"]) == pytest.approx(
+        (math.log(0.5) - math.log(1e-3)) / (math.log(0.5) - math.log(1e-5)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from advunlearn.tuning import suggest
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    betas = []
+    for _ in range(400):
+        t = study.ask()
+        betas.append(suggest(t, space)["beta"])
+        study.tell(t, 0.0)
+    assert all(0.5 <= b <= 0.99999 for b in betas)
+    # log-uniform in 1 - β: about a quarter of the draws have 1 - β below 1e-4 (ln 10 / ln(0.5 / 1e-5) = 21%)
+    share = sum(1 - b < 1e-4 for b in betas) / len(betas)
+    assert 0.13 < share < 0.30, share
+
+
+def test_edges_and_hard_bounds():
+    space = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 21), "loop": ("cat", ["a", "b"]),
+             "off": ("logint", 5, 600)}
+    assert edges({"lr": 0.01, "epochs": 11, "loop": "a", "off": 30}, space) == {}
+    assert edges({"lr": 1.1e-3, "epochs": 21}, space) == {"lr": "lo", "epochs": "hi"}
+    assert edges({"epochs": 1, "off": 600}, space, {"epochs": ("lo", "one epoch"), "off": ("hi", "never")}) == {}
+    assert edges({"epochs": 21}, space, {"epochs": ("lo", "one epoch")}) == {"epochs": "hi"}
+    assert position(30, space["off"]) == pytest.approx(math.log(6) / math.log(120))
+    assert EDGE == 0.05
+
+
+def test_freeze_refuses_a_value_at_the_edge_of_its_space(tmp_path):
+    rec = {"method": "ft", "setting": "random-dense", "chosen": {"lr": 0.0999, "epochs": 12},
+           "edges": {"lr": "hi"}}
+    with pytest.raises(ConfigError, match=r"ft.random-dense .*lr.*widen"):
+        freeze([rec], "tiny", "digits", folder=tmp_path / "tuned")
+    assert not (tmp_path / "tuned").exists()
+    freeze([rec], "tiny", "digits", folder=tmp_path / "tuned", allow_edges=True)
+
+
+def test_a_study_record_names_its_edges(tmp_path, one_thread):
+    kw = dict(dataset="digits", profile="tiny", seeds=[100], storage=tmp_path / "db", results=tmp_path / "store")
+    rec = run_study("ssd", "random", 0.0, n_trials=3, **kw)
+    from advunlearn.methods import get
+
+    spec = get("ssd")
+    assert rec["edges"] == edges(rec["chosen"], spec.space, spec.hard_bounds)
+    assert [t["number"] for t in rec["trials"]] == [0, 1, 2]
+
+
+# ---- the memorized scheme runs tuned values ---------------------------------------------------------
+def _tuned_everywhere(folder):
+    """A tuned file with a distinct value of one hyperparameter per method and setting."""
+    from advunlearn.methods import get
+
+    out = {}
+    for k, (s, sp) in enumerate(SETTINGS):
+        key = f"{s}-{'sparse' if sp else 'dense'}"
+        out[key] = {}
+        for i, m in enumerate(tunable_methods()):
+            anchor = published_values(m, s, sp)
+            name = next(n for n, spec in get(m).space.items() if spec[0] != "cat")
+            spec = get(m).space[name]
+            frac = 0.2 + 0.1 * k + 0.01 * i
+            v = spec[1] + frac * (spec[2] - spec[1])
+            out[key][m] = {**anchor, name: int(round(v)) if spec[0] in ("int", "logint") else v}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny-digits.json").write_text(json.dumps(out))
+    return out
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.95])
+def test_every_method_runs_its_tuned_values_in_the_memorized_scheme(tmp_path, sparsity):
+    """The memorized scheme reads the random scheme's tuned values (an explicit fallback the records
+    name in ``hparams_scheme``), never the module defaults."""
+    from types import SimpleNamespace
+
+    from advunlearn.config import get_profile
+    from advunlearn.methods import resolve_hparams
+
+    tuned = _tuned_everywhere(tmp_path / "tuned")
+    prof = get_profile("tiny", "digits", tuned_dir=tmp_path / "tuned")
+    key = f"random-{'sparse' if sparsity else 'dense'}"
+    for m in tunable_methods():
+        hp = resolve_hparams(SimpleNamespace(prof=prof, scheme="memorized", sparsity=sparsity), m)
+        for name, v in tuned[key][m].items():
+            assert hp[name] == pytest.approx(v), (m, name)
+        # the ablation follows Ours
+    abl = resolve_hparams(SimpleNamespace(prof=prof, scheme="memorized", sparsity=sparsity), "ours_no_vss")
+    assert abl["alpha"] == pytest.approx(tuned[key]["ours"]["alpha"]) and abl["beta"] == 0.0

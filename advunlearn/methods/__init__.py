@@ -14,9 +14,18 @@ A method module defines
 ``SPACE``      the tuner's search space, ``{hparam: spec}`` over some of DEFAULTS' keys, with spec one of
 
                - ``("log", lo, hi)``: a float drawn log-uniformly from [lo, hi]
+               - ``("log1m", lo, hi)``: a float in [lo, hi] (hi < 1) whose 1 − value is drawn
+                 log-uniformly (for weights close to 1, such as NegGrad+'s β)
                - ``("float", lo, hi)``: a float drawn uniformly from [lo, hi]
                - ``("int", lo, hi)``: an integer drawn uniformly from lo..hi (both included)
+               - ``("logint", lo, hi)``: an integer drawn log-uniformly from lo..hi (lo > 0)
                - ``("cat", [a, b, ...])``: one of the listed values
+``PUBLISHED``  the values its paper or reference code publishes, ``{key: {hparam: value}}`` with the keys
+               of ``Profile.methods`` ("default", "<scheme>", "<scheme>-<dense|sparse>"): the tuner's
+               first trial in every setting (:func:`published`), inside SPACE
+``SOURCE``     where PUBLISHED comes from, in one line
+``HARD_BOUNDS`` ``{hparam: ("lo"|"hi", why)}``: bounds of SPACE that are limits of the method, not of the
+               search (a winner there is not a reason to widen it); optional
 ``CHECKS``     ``{hparam: check}``, ``check(method, name, value) -> value`` raising ConfigError for a
                bad value (see the checks in :mod:`advunlearn.methods._common`)
 ``VERSION``    an int raised whenever the code changes what the method computes (in its store keys)
@@ -52,7 +61,7 @@ from ..config import SCHEMES, ConfigError
 
 # Profile.methods keys, least specific first (the order they are merged in).
 METHOD_KEYS = ("default",) + SCHEMES + tuple(f"{s}-{d}" for s in SCHEMES for d in ("dense", "sparse"))
-SPACE_KINDS = ("log", "float", "int", "cat")
+SPACE_KINDS = ("log", "log1m", "float", "int", "logint", "cat")
 TABLES = ("table1", "table2")
 
 
@@ -88,6 +97,11 @@ class MethodSpec:
         """The hyperparameters a profile or a caller may set (DEFAULTS' keys less the fixed ones)."""
         return tuple(k for k in self.module.DEFAULTS if k not in self.fixed)
 
+    @property
+    def hard_bounds(self) -> dict:
+        """``{hparam: ("lo"|"hi", why)}``: the bounds of the space that are the method's own limits."""
+        return {k: tuple(v) for k, v in getattr(self.module, "HARD_BOUNDS", {}).items() if k in self.space}
+
     def run(self, exp, **hparams):
         return self.module.run(exp, **hparams)
 
@@ -106,10 +120,22 @@ def _check_module(name: str, module: ModuleType) -> None:
     for k, spec in module.SPACE.items():
         ok = isinstance(spec, tuple) and spec and spec[0] in SPACE_KINDS and (
             (spec[0] == "cat" and len(spec) == 2 and len(spec[1]) > 0) or
-            (spec[0] != "cat" and len(spec) == 3 and spec[1] <= spec[2] and (spec[0] != "log" or spec[1] > 0)))
+            (spec[0] != "cat" and len(spec) == 3 and spec[1] <= spec[2] and (spec[0] not in ("log", "logint") or spec[1] > 0)
+             and (spec[0] != "log1m" or spec[2] < 1)))
         if not ok:
-            raise TypeError(f"method {name!r}: SPACE[{k!r}]={spec!r}; expected (\"log\"|\"float\"|\"int\", lo, hi) "
-                            "with lo <= hi (lo > 0 for log) or (\"cat\", [choices])")
+            raise TypeError(f"method {name!r}: SPACE[{k!r}]={spec!r}; expected (\"log\"|\"log1m\"|\"float\"|\"int\", "
+                            "lo, hi) with lo <= hi (lo > 0 for log, hi < 1 for log1m) or (\"cat\", [choices])")
+    pub = getattr(module, "PUBLISHED", {})
+    for key, hp in pub.items():
+        if key not in METHOD_KEYS:
+            raise TypeError(f"method {name!r}: PUBLISHED key {key!r}; allowed: {list(METHOD_KEYS)}")
+        unknown = sorted(set(hp) - set(d))
+        if unknown:
+            raise TypeError(f"method {name!r}: PUBLISHED[{key!r}] names {unknown}, which are not in DEFAULTS")
+    for k, hb in getattr(module, "HARD_BOUNDS", {}).items():
+        if k not in module.SPACE or not isinstance(hb, tuple) or len(hb) != 2 or hb[0] not in ("lo", "hi"):
+            raise TypeError(f"method {name!r}: HARD_BOUNDS[{k!r}]={hb!r}; expected (\"lo\"|\"hi\", why) for a "
+                            f"hyperparameter of SPACE {sorted(module.SPACE)}")
     unknown = sorted(set(module.CHECKS) - set(d))
     if unknown:
         raise TypeError(f"method {name!r}: CHECKS names {unknown}, which are not in DEFAULTS {sorted(d)}")
@@ -238,15 +264,43 @@ def check_profile_methods(methods: Any) -> dict:
 
 def profile_hparams(prof, method: str, scheme: str, sparsity: float) -> dict:
     """The hyperparameters profile ``prof`` sets for ``method`` in (scheme, sparsity): the module's
-    ``profile_values`` hook, then ``prof.methods[method]`` at "default", "<scheme>" and
-    "<scheme>-<dense|sparse>" (later keys win)."""
+    ``profile_values`` hook, then ``prof.methods[method]`` at :func:`method_keys` (later keys win): "default",
+    for the memorized scheme the random scheme's keys, then "<scheme>" and "<scheme>-<dense|sparse>"."""
     spec = get(method)
     hook = getattr(spec.module, "profile_values", None)
     out = dict(hook(prof, scheme, sparsity)) if hook else {}
     by_key = (getattr(prof, "methods", None) or {}).get(method, {})
-    for key in ("default", scheme, f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"):
+    for key in method_keys(scheme, sparsity):
         out.update(by_key.get(key, {}))
     return out
+
+
+def published(method: str, scheme: str, sparsity: float) -> dict:
+    """The values ``method``'s paper or reference code publishes for (scheme, sparsity), restricted to
+    its search space: the module's ``PUBLISHED`` at :func:`method_keys` (later keys win) over its DEFAULTS."""
+    spec = get(method)
+    pub = getattr(spec.module, "PUBLISHED", {})
+    out = {**spec.defaults}
+    for key in method_keys(scheme, sparsity):
+        out.update(pub.get(key, {}))
+    return {k: out[k] for k in spec.space}
+
+
+def density(sparsity: float) -> str:
+    return "sparse" if sparsity > 0 else "dense"
+
+
+# The memorized scheme forgets a set of the random scheme's size: it reads the random scheme's values,
+# and its own keys (if a profile has them) win over those.  Recorded in each result's ``hparams_from``.
+FALLBACK_SCHEME = {"memorized": "random"}
+
+
+def method_keys(scheme: str, sparsity: float) -> tuple[str, ...]:
+    """The ``Profile.methods`` keys (and PUBLISHED keys) read for (scheme, sparsity), least specific first."""
+    d = density(sparsity)
+    base = FALLBACK_SCHEME.get(scheme)
+    keys = ("default",) + ((base, f"{base}-{d}") if base else ())
+    return keys + (scheme, f"{scheme}-{d}")
 
 
 def resolve_hparams(exp, method: str, overrides: Mapping[str, Any] | None = None) -> dict:
@@ -338,6 +392,7 @@ register("rl")
 register("salun")
 register("neggrad_plus")
 register("scrub")
+register("scrub_r", "scrub", label="SCRUB+R", fixed={"rewind": True})
 register("l1_sparse")
 register("ssd")
 register("ours", tables=("table1", "table2"))
@@ -345,4 +400,5 @@ register("ours_no_vss", "ours", label="Ours (No V_ss)", fixed={"beta": 0.0}, tab
 
 __all__ = ["REGISTRY", "MethodSpec", "register", "unregister", "names", "get", "label", "check_names",
            "check_hparams", "check_profile_methods", "profile_hparams", "resolve_hparams", "store_key",
-           "run_method", "versions", "describe", "describe_all", "hparams_markdown", "METHOD_KEYS"]
+           "run_method", "versions", "describe", "describe_all", "hparams_markdown", "METHOD_KEYS", "published",
+           "method_keys", "FALLBACK_SCHEME"]

@@ -31,7 +31,9 @@ DEFAULTS = {
     "bias_scale": 10.0,
     "chunk_size": None,     # vmap chunk of (sample, class) pairs for non-Linear layers; None: by memory
 }
-SPACE = {"alpha": ("log", 1e-11, 1e-3)}
+SPACE = {"alpha": ("log", 1e-14, 1e-2)}
+PUBLISHED = {"default": {"alpha": 3e-8}}
+SOURCE = "Jia et al. 2023, Unlearn-Sparse's run script for fisher_new: alpha 3e-8"
 CHECKS = {"alpha": C.nonneg, "max_samples": C.optional(C.integer(1)), "noise_seed": C.optional(C.integer(0)),
           "row_mean": C.boolean, "bias_scale": C.nonneg, "chunk_size": C.optional(C.integer(1))}
 VERSION = 3   # 3: α a hyperparameter (no search against Retrain); 2: fc variance x10, class-wise row reset

@@ -14,7 +14,10 @@ from .ft import fit_run
 
 LABEL = "GA"
 DEFAULTS = TrainConfig(epochs=5, lr=5e-4).to_dict()
-SPACE = {"lr": ("log", 1e-5, 1e-1), "epochs": ("int", 1, 10)}
+SPACE = {"lr": ("log", 1e-6, 1e-1), "epochs": ("int", 1, 20)}
+PUBLISHED = {"default": {"lr": 1e-4, "epochs": 5}}
+SOURCE = "Jia et al. 2023, Unlearn-Sparse's run commands: lr 1e-4, 5 epochs"
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch")}
 CHECKS: dict = {}
 VERSION = 1
 

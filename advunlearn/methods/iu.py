@@ -33,7 +33,9 @@ DEFAULTS = {
     "chunk_size": None,     # per-sample gradients per vmap call; None: by memory
     "grad_memory_gb": None, # hold at most this much of per-sample gradients (else stream them); None: auto
 }
-SPACE = {"alpha": ("log", 1e-4, 10.0)}
+SPACE = {"alpha": ("log", 1e-4, 1e3)}
+PUBLISHED = {"default": {"alpha": 10.0}}
+SOURCE = "Jia et al. 2023, Unlearn-Sparse's run commands for wfisher: alpha 10"
 CHECKS = {"alpha": C.nonneg, "n_samples": C.integer(1), "damping": C.positive,
           "chunk_size": C.optional(C.integer(1)), "grad_memory_gb": C.optional(C.positive)}
 VERSION = 2   # 2: α a hyperparameter (no search against Retrain)

@@ -20,7 +20,10 @@ from . import _common as C
 LABEL = "ℓ1-sparse"
 DEFAULTS = {"alpha": 2e-3, "lr": 0.01, "epochs": 5, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
             "augment": None}
-SPACE = {"alpha": ("log", 1e-6, 1e-2), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
+SPACE = {"alpha": ("log", 1e-8, 1e-1), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)}
+PUBLISHED = {"default": {"alpha": 1e-4, "lr": 0.01, "epochs": 10}}
+SOURCE = "Jia et al. 2023, Unlearn-Sparse's FT_prune commands: alpha 1e-4, lr 0.01, 10 epochs"
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch")}
 CHECKS = {**C.OPTIM_CHECKS, "alpha": C.nonneg}
 VERSION = 1
 

@@ -19,8 +19,17 @@ LABEL = "Ours"
 TABLES = ("table1", "table2")
 PROFILE_FIELD = "unlearn"       # the profile's values for Ours live in Profile.unlearn, not Profile.methods
 DEFAULTS = UnlearnConfig().to_dict()
-SPACE = {"alpha": ("log", 0.1, 50.0), "beta": ("log", 1e-4, 1e-1), "lr": ("log", 1e-3, 1e-1),
-         "iterations": ("int", 50, 400)}
+# alpha_off_after differs between the paper's settings (class-wise: α -> 0 after 30 iterations), so it is
+# searched in every setting; a value at or above ``iterations`` keeps α on throughout, so its upper bound
+# (600 > the most iterations searched) means "never" and is a limit of the method, not of the search.
+SPACE = {"alpha": ("log", 0.01, 100.0), "beta": ("log", 1e-5, 1e-1), "lr": ("log", 1e-3, 1e-1),
+         "iterations": ("int", 50, 500), "alpha_off_after": ("logint", 5, 600)}
+HARD_BOUNDS = {"alpha_off_after": ("hi", "at or above the iterations α stays on throughout (the random scheme's rule)")}
+# Section 4.2 of the paper; the iterations are the testbed's (200, the profile's value before tuning).
+PUBLISHED = {"default": {"alpha": 0.9, "beta": 1e-3, "iterations": 200, "alpha_off_after": 600},
+             "random-dense": {"lr": 0.01}, "random-sparse": {"lr": 0.03},
+             "class": {"lr": 0.02, "alpha_off_after": 30}}
+SOURCE = "the paper, section 4.2: α 0.9, β 0.001; lr 0.01 / 0.03 (random dense / sparse), 0.02 class-wise with α off after 30 iterations"
 CHECKS: dict = {}               # UnlearnConfig checks every field (validate)
 # 2: D_r-only BatchNorm statistics in the defender step, attacker pretrained on the loop part of D_v,
 # run time without the records.

@@ -21,7 +21,10 @@ from . import _common as C
 LABEL = "RL"
 DEFAULTS = {"lr": 0.01, "epochs": 5, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
             "augment": None, "loop": "sequential"}
-SPACE = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10), "loop": ("cat", ["sequential", "mixed"])}
+SPACE = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30), "loop": ("cat", ["sequential", "mixed"])}
+PUBLISHED = {"default": {"lr": 0.013, "epochs": 10, "loop": "sequential"}}
+SOURCE = "Fan et al. 2024, Unlearn-Saliency's RL commands: lr 0.013, 10 epochs"
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch")}
 CHECKS = {**C.OPTIM_CHECKS, "loop": C.choice("sequential", "mixed")}
 VERSION = 1
 

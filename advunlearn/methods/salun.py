@@ -26,7 +26,10 @@ from .rl import relabel_unlearn
 LABEL = "SalUn"
 DEFAULTS = {"ratio": 0.5, "lr": 0.013, "epochs": 5, "batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4,
             "augment": None, "loop": "sequential"}
-SPACE = {"ratio": ("float", 0.1, 0.9), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 10)}
+SPACE = {"ratio": ("float", 0.05, 0.95), "lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)}
+PUBLISHED = {"default": {"ratio": 0.5, "lr": 0.013, "epochs": 10}}
+SOURCE = "Fan et al. 2024, Unlearn-Saliency's commands: mask ratio 0.5, lr 0.013, 10 epochs"
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch")}
 CHECKS = {**C.OPTIM_CHECKS, "ratio": C.fraction, "loop": C.choice("sequential", "mixed")}
 VERSION = 1
 

@@ -1,16 +1,21 @@
-"""SCRUB (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023).
+"""SCRUB (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023), and SCRUB+R.
 
-Teacher = θ_o (frozen), student θ from θ_o, d(x) = KL(p_teacher(x; T) ‖ p_student(x; T)) with
-temperature-T softmaxes.  Per epoch: a max-step pass over D_f, θ ← θ + η ∇θ mean_{D_f} d (only in the
-first ``max_steps`` epochs), then a min-step pass over D_r, θ ← θ − η ∇θ [α · mean_{D_r} d + γ · ℓ_CE].
+Teacher = θ_o (frozen), student θ from θ_o, d(x) = T² · KL(p_teacher(x; T) ‖ p_student(x; T)) with
+temperature-T softmaxes.  Per epoch: a max-step pass over D_f, θ ← θ + η ∇θ w_max · mean_{D_f} d (only in
+the first ``max_steps`` epochs), then a min-step pass over D_r, θ ← θ − η ∇θ [α · mean_{D_r} d + γ · ℓ_CE].
+SCRUB+R (``rewind``) keeps the model after every epoch and returns the one whose error on D_f is closest
+to the final model's error on validation data it never trained on (a proxy for Retrain's forget error).
 
 Written from the paper (its authors' code is licensed for non-commercial use only and was not used).
 Choices where the paper leaves them open: SGD with momentum and weight decay (as every other method
-here); the KL is the batch mean of the per-sample KL with no T² factor; the teacher runs in eval
-mode, the student in train mode; the max-step pass uses ``forget_batch_size``; the paper's
-"rewinding" variant (SCRUB+R) is not implemented.  At θ_o the KL and its gradient are 0, so on a
-model without dropout or BatchNorm (the MLP) the first max-step pass moves the student only through
-weight decay; the max-steps act once the min-steps have moved it.
+here); the KL is the batch mean of the per-sample KL times T², the distillation convention (Hinton et
+al. 2015) that keeps its gradient's scale independent of T (without it the forget signal shrinks
+about T²-fold); ``max_weight`` w_max scales the max-step (1 is the paper's objective); the teacher runs
+in eval mode, the student in train mode; the max-step pass uses ``forget_batch_size``.  SCRUB+R's
+checkpoints are θ_o and the model after each epoch; its validation data is the part of D_v that
+Algorithm 1's loop samples (the held-out part stays unseen by every method).  At θ_o the KL and its
+gradient are 0, so on a model without dropout or BatchNorm (the MLP) the first max-step pass moves the
+student only through weight decay; the max-steps act once the min-steps have moved it.
 """
 
 from __future__ import annotations
@@ -23,20 +28,28 @@ from torch import nn
 from . import _common as C
 
 LABEL = "SCRUB"
-DEFAULTS = {"lr": 0.005, "epochs": 5, "max_steps": 2, "alpha": 1.0, "gamma": 1.0, "T": 4.0,
-            "batch_size": 128, "forget_batch_size": 64, "momentum": 0.9, "weight_decay": 5e-4, "augment": None}
-SPACE = {"lr": ("log", 1e-4, 5e-2), "epochs": ("int", 1, 10), "max_steps": ("int", 1, 5),
-         "alpha": ("log", 0.1, 10.0), "gamma": ("log", 0.1, 10.0), "T": ("float", 1.0, 8.0)}
+DEFAULTS = {"lr": 0.005, "epochs": 5, "max_steps": 2, "alpha": 1.0, "gamma": 1.0, "T": 4.0, "max_weight": 1.0,
+            "batch_size": 128, "forget_batch_size": 64, "momentum": 0.9, "weight_decay": 5e-4, "augment": None,
+            "rewind": False}
+SPACE = {"lr": ("log", 1e-4, 1e-1), "epochs": ("int", 1, 20), "max_steps": ("int", 1, 10),
+         "alpha": ("log", 0.01, 100.0), "gamma": ("log", 0.01, 100.0), "T": ("float", 1.0, 10.0),
+         "max_weight": ("log", 0.01, 100.0)}
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch"), "max_steps": ("lo", "at least one max-step epoch")}
+# The paper's objective (α = γ = 1 as written, w_max = 1), the distillation temperature 4 of Hinton et
+# al.'s convention, two max-step epochs of five; lr 0.005, this module's default.
+PUBLISHED = {"default": {"lr": 0.005, "epochs": 5, "max_steps": 2, "alpha": 1.0, "gamma": 1.0, "T": 4.0,
+                         "max_weight": 1.0}}
+SOURCE = "Kurmanji et al. 2023's objective (α = γ = 1, no max-step weight), T = 4; lr and epochs this module's defaults"
 CHECKS = {**C.OPTIM_CHECKS, "max_steps": C.integer(0), "alpha": C.nonneg, "gamma": C.nonneg, "T": C.positive,
-          "forget_batch_size": C.integer(1)}
-VERSION = 1
+          "max_weight": C.nonneg, "forget_batch_size": C.integer(1), "rewind": C.boolean}
+VERSION = 2   # 2: T² on the KL terms, the max-step weight, SCRUB+R
 
 
 def kl_teacher_student(t_logits: torch.Tensor, s_logits: torch.Tensor, T: float) -> torch.Tensor:
-    """Per-sample KL(softmax(t/T) ‖ softmax(s/T))."""
+    """Per-sample T² · KL(softmax(t/T) ‖ softmax(s/T))."""
     log_pt = (t_logits.float() / T).log_softmax(-1)
     log_ps = (s_logits.float() / T).log_softmax(-1)
-    return (log_pt.exp() * (log_pt - log_ps)).sum(-1)
+    return (T * T) * (log_pt.exp() * (log_pt - log_ps)).sum(-1)
 
 
 def max_epoch(student: nn.Module, teacher: nn.Module, data, forget: torch.Tensor, opt, hp: dict,
@@ -47,7 +60,7 @@ def max_epoch(student: nn.Module, teacher: nn.Module, data, forget: torch.Tensor
         xb, _ = data.batch(b, augment=aug, generator=gen)
         with torch.no_grad():
             t = teacher(xb)
-        loss = -kl_teacher_student(t, student(xb), hp["T"]).mean()
+        loss = -hp["max_weight"] * kl_teacher_student(t, student(xb), hp["T"]).mean()
         C.descend(student, opt, loss, masks, bar)
 
 
@@ -80,14 +93,52 @@ def run(exp, **hparams):
     n_max = min(hp["max_steps"], hp["epochs"])
     total = n_max * C.steps_per_epoch(len(forget), hp["forget_batch_size"]) + \
         hp["epochs"] * C.steps_per_epoch(len(retain), hp["batch_size"])
-    bar = C.progress(total, "scrub", exp.progress)
+    bar = C.progress(total, "scrub_r" if hp["rewind"] else "scrub", exp.progress)
+    val = _validation(exp) if hp["rewind"] else None
+    checkpoints: list[tuple[dict, float]] = []
     with C.Timer(exp.dev) as t:
         C.train_mode(student, dev)
+        if val is not None:
+            checkpoints.append(_checkpoint(student, data, forget))
         for epoch in range(hp["epochs"]):
             if epoch < hp["max_steps"]:
                 max_epoch(student, teacher, data, forget, opt, hp, gen, aug, masks, bar)
             min_epoch(student, teacher, data, retain, opt, hp, gen, aug, masks, bar)
+            if val is not None:
+                checkpoints.append(_checkpoint(student, data, forget))
+        info = {}
+        if val is not None:
+            target = _error(student, data, val)
+            errs = [e for _, e in checkpoints]
+            best = min(range(len(checkpoints)), key=lambda i: (abs(errs[i] - target), -i))
+            student.load_state_dict(checkpoints[best][0])
+            info["rewind"] = {"epoch": best, "target_error": target, "forget_errors": errs}
         student.eval()
     if bar is not None:
         bar.close()
-    return student, {"run_time_s": t.seconds, "hparams": {**hp, "augment": aug}}
+    return student, {"run_time_s": t.seconds, "hparams": {**hp, "augment": aug}, **info}
+
+
+def _validation(exp) -> torch.Tensor:
+    """SCRUB+R's validation data: the part of D_v Algorithm 1's loop samples (the held-out part stays
+    unseen by every method, for the tuner and the evaluation)."""
+    from ..unlearn import split_validation
+
+    return split_validation(exp.splits.val, exp.seed)[0].to(exp.data.device)
+
+
+@torch.no_grad()
+def _error(model: nn.Module, data, idx: torch.Tensor) -> float:
+    """Error (percent) of ``model`` in eval mode on ``idx``; the model's mode is restored."""
+    from ..train import predict
+
+    was = model.training
+    model.eval()
+    logits = predict(model, data, idx, exact=True)
+    model.train(was)
+    return 100.0 * float((logits.argmax(1) != data.y[idx].to(logits.device)).float().mean())
+
+
+def _checkpoint(model: nn.Module, data, forget: torch.Tensor) -> tuple[dict, float]:
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return state, _error(model, data, forget)

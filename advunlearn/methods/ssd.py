@@ -19,7 +19,9 @@ from . import _common as C
 
 LABEL = "SSD"
 DEFAULTS = {"alpha": 10.0, "lambd": 1.0, "batch_size": 128}
-SPACE = {"alpha": ("log", 1.0, 100.0), "lambd": ("log", 0.1, 5.0)}
+SPACE = {"alpha": ("log", 0.1, 1000.0), "lambd": ("log", 0.01, 100.0)}
+PUBLISHED = {"default": {"alpha": 10.0, "lambd": 1.0}}
+SOURCE = "Foster et al. 2024, selective-synaptic-dampening's defaults: selection weighting 10, dampening 1"
 CHECKS = {"alpha": C.nonneg, "lambd": C.nonneg, "batch_size": C.integer(1)}
 VERSION = 1
 
