@@ -53,6 +53,33 @@ def adequacy_markdown(records: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def spaces_markdown(methods: Sequence[str] | None = None) -> str:
+    """Each tuned method's search space, its published values (trial 0; per setting where they differ),
+    their source and the bounds it names hard limits: the table of docs/tuning.md."""
+    from .methods import get
+    from .tuning import SETTINGS, published_values, setting_key, tunable_methods
+
+    lines = ["| method | space | published values (trial 0) | source | hard limits |", "|---|---|---|---|---|"]
+    for m in methods or tunable_methods():
+        spec = get(m)
+        space = "; ".join(f"{k}: {v[0]} {v[1]}" if v[0] == "cat" else f"{k}: {v[0]} {_fmt(v[1])}–{_fmt(v[2])}"
+                          for k, v in spec.space.items())
+        anchors = {setting_key(s, sp): published_values(m, s, sp) for s, sp in SETTINGS}
+        distinct = {}
+        for key, values in anchors.items():
+            distinct.setdefault(tuple(sorted(values.items())), []).append(key)
+        pub = "<br>".join((f"{', '.join(keys)}: " if len(distinct) > 1 else "")
+                          + ", ".join(f"{k}={_fmt(v)}" for k, v in values)
+                          for values, keys in distinct.items())
+        hard = "; ".join(f"{k} {side}: {why}" for k, (side, why) in spec.hard_bounds.items()) or "–"
+        lines.append(f"| {spec.label} (`{m}`) | {space} | {pub} | {getattr(spec.module, 'SOURCE', '–')} | {hard} |")
+    return "\n".join(lines)
+
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173")
 
@@ -112,4 +139,4 @@ def best_so_far_svg(records: Sequence[Mapping], width: int = 920, panel_h: int =
     return "\n".join(out)
 
 
-__all__ = ["best_so_far", "adequacy_rows", "adequacy_markdown", "best_so_far_svg", "FRACTIONS"]
+__all__ = ["best_so_far", "adequacy_rows", "adequacy_markdown", "best_so_far_svg", "spaces_markdown", "FRACTIONS"]

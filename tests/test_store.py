@@ -206,3 +206,29 @@ def test_run_refuses_a_stored_model_whose_checksum_file_is_gone(tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 2 and "model.json" in err and f"delete its folder {ck.parent} " in err, err
     assert not (res / "result").exists() or not list((res / "result").glob("*/DONE"))  # FT never ran
+
+
+def test_the_thread_count_is_part_of_every_cpu_artifact_key(tmp_path):
+    """One and two threads split float sums differently, so their models differ slightly: each thread
+    count gets its own store keys (and its records say which), never the other's artifacts."""
+    from advunlearn.runner import evaluate_method
+
+    before = torch.get_num_threads()
+    try:
+        exp = Experiment(dataset="digits", profile="tiny", seed=3, results=tmp_path, device="cpu", progress=False)
+        torch.set_num_threads(1)
+        k1 = exp.data_key()
+        m1, _ = exp.original()
+        rec1 = evaluate_method(exp, "ft")
+        torch.set_num_threads(2)
+        k2 = exp.data_key()
+        assert k1["threads"] == 1 and k2["threads"] == 2
+        assert exp.store.path("pretrain", {**k1}) != exp.store.path("pretrain", {**k2})
+        n_before = len(list((tmp_path / "pretrain").iterdir()))
+        exp.original()                            # two threads: its own θ0, trained now
+        assert len(list((tmp_path / "pretrain").iterdir())) > n_before
+        rec2 = evaluate_method(exp, "ft")
+        assert rec1["threads"] == 1 and rec2["threads"] == 2
+        assert len(list((tmp_path / "result").iterdir())) >= 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,60 @@
+"""Ours against the best baseline, seed by seed (paired interval and verdict), and the standing table."""
+
+import statistics
+
+import pytest
+
+from advunlearn.comparison import paired, paired_markdown, standing, standing_markdown, t_interval, verdict
+
+
+def _rec(method, seed, ua, scheme="random", sparsity=0.0):
+    # Retrain sits at UA = 10 and the other three metrics agree: a method's Avg. Disparity is |UA - 10| / 4
+    return {"dataset": "fashion-mnist", "scheme": scheme, "sparsity": sparsity, "seed": seed, "method": method,
+            "UA": ua, "RA": 99.0, "TA": 85.0, "MIA_efficacy": 20.0, "run_time_s": 1.0}
+
+
+def _records(ours_uas, baseline_uas, other_uas):
+    recs = []
+    for s, (o, b, x) in enumerate(zip(ours_uas, baseline_uas, other_uas)):
+        recs += [_rec("retrain", s, 10.0), _rec("retrain_seed2", s, 10.4), _rec("ours", s, o),
+                 _rec("salun", s, b), _rec("ft", s, x), _rec("ours_no_vss", s, 10.0)]
+    return recs
+
+
+def test_t_interval_matches_the_textbook():
+    mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.7764451051977987 * statistics.stdev([1, 2, 3, 4, 5]) / 5 ** 0.5  # t(0.975, 4)
+    assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        t_interval([1.0])
+    assert verdict(-2, -0.1) == "wins" and verdict(0.1, 2) == "loses" and verdict(-1, 1) == "within the noise"
+
+
+def test_ours_wins_when_every_seed_is_closer_to_retrain():
+    rows = paired(_records([10.4, 10.8, 10.2, 10.6, 10.4], [14.0, 13.0, 15.0, 14.4, 13.6], [30] * 5))
+    (r,) = rows
+    assert r["opponent"] == "salun" and r["seeds"] == [0, 1, 2, 3, 4]     # not FT, not the ablation
+    assert r["diffs"] == pytest.approx([(0.4 - 4.0) / 4, (0.8 - 3.0) / 4, (0.2 - 5.0) / 4, (0.6 - 4.4) / 4,
+                                        (0.4 - 3.6) / 4])
+    assert r["verdict"] == "wins" and r["high"] < 0
+    assert r["noise_floor"] == pytest.approx(0.1)
+    assert "**wins**" in paired_markdown(rows) and "SalUn" in paired_markdown(rows)
+
+
+def test_a_mixed_record_is_within_the_noise_and_a_worse_one_loses():
+    mixed = paired(_records([12.0, 8.5, 13.0, 9.0, 11.0], [11.0, 11.5, 9.0, 12.0, 10.5], [30] * 5))
+    assert mixed[0]["verdict"] == "within the noise" and mixed[0]["low"] < 0 < mixed[0]["high"]
+    worse = paired(_records([16.0, 17.0, 15.5, 16.5, 18.0], [11.0, 11.5, 10.5, 12.0, 10.8], [30] * 5))
+    assert worse[0]["verdict"] == "loses" and worse[0]["low"] > 0
+
+
+def test_standing_ranks_methods_before_and_after():
+    before = _records([14.0] * 3, [11.0] * 3, [30.0] * 3)
+    after = _records([10.5] * 3, [12.0] * 3, [30.0] * 3)
+    rows = {r["method"]: r for r in standing(before, after)}
+    # before: the ablation (disparity 0) #1, SalUn (0.25) #2, Ours (1.0) #3, FT #4
+    assert [rows[m]["rank_before"] for m in ("ours_no_vss", "salun", "ours", "ft")] == [1, 2, 3, 4]
+    assert rows["ours"]["rank_after"] < rows["salun"]["rank_after"]
+    assert rows["retrain_seed2"]["rank_before"] is None                           # the noise floor: no rank
+    md = standing_markdown(list(rows.values()))
+    assert "| random, dense | Ours | 1.00 (#3) | 0.12 (#" in md
