@@ -68,3 +68,43 @@ def test_notebook_hygiene(path):
             assert not any(w in "".join(o.text for o in c.outputs) for w in ("time", " s\n", "device")), c.outputs
         else:
             assert not c.outputs and c.execution_count is None, f"committed run state in an unchecked cell:\n{c.source[:200]}"
+
+
+# ---- the answers on the testbed ------------------------------------------------------------------
+# nbval runs every notebook in fast mode (digits); an answer whose prose is about the testbed is only
+# checked when it runs there.  These run on Fashion-MNIST with the cpu profile, as a student runs them.
+from advunlearn.data import DEBIAN_FASHION as FASHION  # noqa: E402
+TESTBED_SOLUTIONS = ["01_pretraining_solutions"]
+
+
+@pytest.fixture(scope="module")
+def testbed_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("testbed-store")
+
+
+def run_notebook(path: Path, store: Path, timeout: int = 1800) -> nbformat.NotebookNode:
+    """Execute ``path`` in its folder, out of fast mode, against ``store``; return the executed notebook."""
+    import os
+
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {"ADVUNLEARN_FAST": "0", "ADVUNLEARN_STORE": str(store), "ADVUNLEARN_PROGRESS": "0"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return nb
+
+
+@pytest.mark.skipif(not FASHION.exists(), reason="needs the Debian package dataset-fashion-mnist (.ci/run installs it)")
+@pytest.mark.parametrize("stem", TESTBED_SOLUTIONS)
+def test_answers_hold_on_the_testbed(stem, testbed_store):
+    """Every assert of the answers holds on Fashion-MNIST with the cpu profile (not fast mode)."""
+    nb = run_notebook(NB_DIR / "solutions" / f"{stem}.ipynb", testbed_store)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "FAST MODE" not in text and "fashion-mnist | profile cpu" in text
