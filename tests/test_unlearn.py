@@ -308,37 +308,35 @@ def test_runner_attacker_never_sees_the_heldout_validation_and_run_time_leaves_o
     assert info["run_time_s"] == pytest.approx(info["attacker"]["time_s"] + info["unlearn_time_s"])
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("scheme", ["random", "class"])
 def test_speed_changes_compute_what_the_earlier_code_computed(scheme):
     """Algorithm 1 (attacker pretraining included) on a fixed small case gives the numbers the code
     before the speed changes gave (tests/data/alg1_reference.json), up to float rounding: the
     refactors reorder floating-point sums (the attention softmax is taken over a transposed layout),
-    nothing else; the same dropout masks are drawn."""
+    nothing else; the same dropout masks are drawn.  "Float rounding" after hundreds of float32 steps
+    differs between CPUs and math-library code paths: each tolerance (tests/alg1_reference.py's TOL)
+    is 4x the largest drift measured across those paths and thread counts
+    (benchmarks/numeric_spread.py); ``make test`` runs this test again with the libraries pinned to
+    AVX2 and with 2 threads (ADVUNLEARN_THREADS)."""
     import math
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from alg1_reference import REF, run_case
+    from alg1_reference import REF, TOL, run_case, values
 
     ref = json.loads(REF.read_text())[scheme]
     got = run_case(scheme)
-
-    def close(a, b, what, rel=1e-3, abs_=1e-6):
-        if a is None or (isinstance(a, float) and math.isnan(a)):
-            assert b is None or math.isnan(b), what
-            return
-        assert b == pytest.approx(a, rel=rel, abs=abs_), what
-
-    # rank and argmax statistics may flip a near-tie: a few pairs of the AUC, a sample of an accuracy
-    loose = {"attacker_auc": 2e-3, "forget_acc": 1.0, "retain_acc": 1.0}
     assert len(got["records"]) == len(ref["records"])
-    for i, (r, g) in enumerate(zip(ref["records"], got["records"])):
-        for k in r:
-            close(r[k], g[k], f"record {i} {k}", abs_=loose.get(k, 1e-6))
-    close(ref["pretrain_auc"], got["pretrain_auc"], "pretrain_auc", abs_=2e-3)
-    for k in ref["weights"]:  # parameter sums, to a 1e-4 share of the parameter's absolute sum
-        close(ref["weights"][k], got["weights"][k], f"weights {k}", rel=0, abs_=1e-4 * ref["weights_abs"][k])
-        close(ref["weights_abs"][k], got["weights_abs"][k], f"weights_abs {k}", rel=1e-4)
-    for k in ref["attacker"]:
-        close(ref["attacker"][k], got["attacker"][k], f"attacker {k}", rel=1e-3, abs_=1e-3)
+    want, have = values(ref), values(got)
+    assert set(have) == set(want)
+    bad = []
+    for path, (group, a, scale) in want.items():
+        b = have[path][1]
+        if a is None or (isinstance(a, float) and math.isnan(a)):
+            if not (b is None or math.isnan(b)):
+                bad.append(f"{path}: {b} where the reference has none")
+        elif not abs(b - a) <= TOL[group] * scale:
+            bad.append(f"{path}: {b:.7g} against {a:.7g} (drift {abs(b - a) / scale:.2e} > {TOL[group]:.2e})")
+    assert not bad, "\n".join(bad)
