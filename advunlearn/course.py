@@ -68,6 +68,57 @@ def fast_mode(ns: MutableMapping[str, Any], **shrink: Any) -> bool:
     return True
 
 
+# ---- the course's configuration of Ours ---------------------------------------------------------
+# 05's grid around the course's (α, β): off, the tuned value, and a strong multiple of it.
+GRID_ALPHA_FACTORS = (0.0, 1.0, 4.0)
+GRID_BETA_FACTORS = (0.0, 1.0, 10.0)
+
+
+def tuned_source(exp) -> dict:
+    """Where Ours' values for ``exp`` come from: ``{"file", "key", "values", "tuned"}``.
+
+    ``file`` is the tuned file of (profile, dataset) (``advunlearn tune --freeze`` writes it; see
+    docs/tuning.md), ``key`` the setting (``random-dense`` ...), ``values`` Ours' frozen values there
+    ({} when the file or the setting has none: the profile's built-in values apply)."""
+    from .config import load_tuned, tuned_path
+
+    scheme = "random" if exp.scheme == "memorized" else exp.scheme
+    key = f"{scheme}-{'sparse' if exp.sparsity > 0 else 'dense'}"
+    path = tuned_path(exp.profile, exp.dataset)
+    values = dict(load_tuned(exp.profile, exp.dataset).get(key, {}).get("ours", {}))
+    return {"file": str(path), "key": key, "values": values, "tuned": bool(values)}
+
+
+def describe_config(exp, cfg) -> str:
+    """One paragraph (plain text) saying which of ``cfg``'s α, β, iterations and lr are the frozen tuned
+    values and which were given as parameters."""
+    src = tuned_source(exp)
+    try:
+        shown = str(Path(src["file"]).relative_to(SOURCE_ROOT))
+    except ValueError:
+        shown = src["file"]
+    parts = []
+    for k in ("alpha", "beta", "iterations", "lr"):
+        v = getattr(cfg, k)
+        if src["tuned"] and k in src["values"]:
+            origin = "tuned" if src["values"][k] == v else f"parameter (tuned: {src['values'][k]:.4g})"
+        else:
+            origin = "profile default"
+        parts.append(f"{k} = {v:.4g} ({origin})")
+    where = (f"Ours' values for {src['key']} on {exp.dataset}, profile {exp.profile}: {shown}"
+             if src["tuned"] else f"no tuned values for {src['key']} in {shown}: profile {exp.profile}'s built-in values")
+    return where + "\n  " + "; ".join(parts)
+
+
+def course_grid(alpha: float, beta: float, alphas: list | tuple = (), betas: list | tuple = ()) -> tuple[list, list]:
+    """05's grid: the given ``alphas``/``betas``, or, where empty, the course's value times
+    :data:`GRID_ALPHA_FACTORS` / :data:`GRID_BETA_FACTORS` (0, the value, a strong multiple), so the
+    course's (α, β) is a grid point with a weak and a strong setting on each side."""
+    a = sorted({float(x) for x in alphas}) if alphas else sorted({float(f * alpha) for f in GRID_ALPHA_FACTORS})
+    b = sorted({float(x) for x in betas}) if betas else sorted({float(f * beta) for f in GRID_BETA_FACTORS})
+    return a, b
+
+
 # ---- the course files -------------------------------------------------------------------------
 def course_root() -> Path:
     """The folder holding ``notebooks/`` and ``configs/``: the installed copy, else the source tree."""
@@ -112,4 +163,39 @@ def copy_course(dest: str | os.PathLike, overwrite: bool = False) -> list[Path]:
     return out
 
 
-__all__ = ["fast_mode", "is_fast", "course_root", "notebook_dir", "config_dir", "course_files", "copy_course"]
+__all__ = ["fast_mode", "is_fast", "tuned_source", "describe_config", "course_grid", "one_seed_tables", "cost_summary", "course_root", "notebook_dir", "config_dir", "course_files", "copy_course"]
+
+
+# ---- 04's tables and costs ------------------------------------------------------------------------
+def one_seed_tables(tables, records):
+    """``tables`` (report.Table) with a caption that says what a single seed's cells are: with records
+    of one seed there is no ± to promise; with several the report's caption stands."""
+    import dataclasses
+
+    seeds = sorted({r.get("seed") for r in records})
+    if len(seeds) != 1:
+        return list(tables)
+    note = (f"One seed (seed {seeds[0]}): each cell is that run's value, with no spread; a batch over several "
+            "seeds gives mean ± std. Avg. Disparity against this seed's Retrain; run time of this run.")
+    return [dataclasses.replace(t, note=note) for t in tables]
+
+
+def cost_summary(records, source: str, device) -> str:
+    """Ours' run time against Retrain's (mean over the records' seeds), and every method's, in one line each."""
+    from statistics import mean
+
+    from .methods import label
+
+    times: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("run_time_s") is not None:
+            times.setdefault(r["method"], []).append(float(r["run_time_s"]))
+    if not times:
+        return f"{source}: no run times"
+    avg = {m: mean(v) for m, v in times.items()}
+    lines = [f"{source}, device {device}: run time per method (s, mean over {max(map(len, times.values()))} run(s)): "
+             + ", ".join(f"{label(m)} {t:.1f}" for m, t in avg.items())]
+    if "ours" in avg and "retrain" in avg and avg["retrain"] > 0:
+        lines.append(f"  Ours {avg['ours']:.1f}s against Retrain {avg['retrain']:.1f}s: "
+                     f"{avg['ours'] / avg['retrain']:.1f} × Retrain's cost")
+    return "\n".join(lines)

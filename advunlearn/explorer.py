@@ -110,9 +110,26 @@ def point_label(p: Mapping, source: str = "grid") -> str:
     return f"{source}: {p['scheme']} α={p['alpha']:g} β={p['beta']:g}"
 
 
+# the run's curves: colours none of the metrics uses (UA is red in the panels above)
+CURVE_STYLE = (("forget_acc", "forget acc", "#8c564b"), ("retain_acc", "retain acc", "#17becf"),
+               ("attacker_acc", "held-out attacker acc", "#ff7f0e"))
+
+
+def grid_ranges(grid: Mapping, retrain: Mapping[str, Mapping], scheme: str) -> tuple[list[float], list[float]]:
+    """Fixed y ranges for the explorer (the metrics panels, the curves panel) over the whole grid of
+    ``scheme``, so that the axes stay put while the sliders move."""
+    from .viz import padded_range
+
+    pts = [p for k, p in grid.items() if k[0] == scheme]
+    metrics = [p[k] for p in pts for k in METRICS] + [retrain[scheme][k] for k in METRICS]
+    curves = [v for p in pts for k, _n, _c in CURVE_STYLE for v in (p.get("curve", {}).get(k) or []) if v is not None]
+    return padded_range(metrics, pad=0.05), padded_range(curves, 50.0, pad=0.05)
+
+
 def explorer_figure(grid: Mapping, retrain: Mapping[str, Mapping], scheme: str, alpha: float, beta: float,
-                    fresh: Mapping | None = None):
-    """The explorer's figure for the current (scheme, α, β): see the module docstring."""
+                    fresh: Mapping | None = None, course: tuple[float, float] | None = None):
+    """The explorer's figure for the current (scheme, α, β): see the module docstring.  ``course``
+    (α, β) is starred in the heatmap when it is a grid point."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -123,7 +140,8 @@ def explorer_figure(grid: Mapping, retrain: Mapping[str, Mapping], scheme: str, 
     ret = retrain[scheme]
     cur = grid[(scheme, alpha, beta)]
     bl = [f"{b:g}" for b in betas]
-    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.17, horizontal_spacing=0.14,
+    metric_range, curve_range = grid_ranges(grid, retrain, scheme)
+    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.2, horizontal_spacing=0.16,
                         subplot_titles=(f"along α (β={beta:g})", f"along β (α={alpha:g})",
                                         "Avg. Disparity to Retrain (lower is closer)",
                                         "this run over its iterations"))
@@ -141,15 +159,25 @@ def explorer_figure(grid: Mapping, retrain: Mapping[str, Mapping], scheme: str, 
     fig.add_vline(x=alpha, line=dict(color="black", width=1), row=1, col=1)
     fig.add_vline(x=bl.index(f"{beta:g}"), line=dict(color="black", width=1), row=1, col=2)
     z = [[with_disparity(grid[(scheme, a, b)], ret) for a in alphas] for b in betas]
+    heat = fig.get_subplot(2, 1)
+    y0, y1 = heat.yaxis.domain
+    # the colour scale spans this grid's disparities; its bar stands right beside the heatmap
     fig.add_trace(go.Heatmap(z=z, x=[f"{a:g}" for a in alphas], y=bl, colorscale="Viridis", reversescale=True,
-                             colorbar=dict(title="pp", len=0.38, y=0.19), text=[[f"{v:.1f}" for v in r] for r in z],
+                             zmin=min(map(min, z)), zmax=max(map(max, z)),
+                             colorbar=dict(title=dict(text="points", side="right"), x=heat.xaxis.domain[1] + 0.01,
+                                           xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0, thickness=12),
+                             text=[[f"{v:.1f}" for v in r] for r in z],
                              texttemplate="%{text}", name="Avg. Disparity", showlegend=False), 2, 1)
     fig.add_trace(go.Scatter(x=[f"{alpha:g}"], y=[f"{beta:g}"], mode="markers", name="current point",
                              marker=dict(symbol="circle-open", size=26, color="red", line=dict(width=3)),
                              showlegend=False), 2, 1)
+    if course is not None and (scheme, float(course[0]), float(course[1])) in grid:
+        fig.add_trace(go.Scatter(x=[f"{course[0]:g}"], y=[f"{course[1]:g}"], mode="markers",
+                                 name="the course's configuration (tuned)",
+                                 marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))),
+                      2, 1)
     c = cur["curve"]
-    for k, name, color in (("forget_acc", "forget acc", "#d62728"), ("retain_acc", "retain acc", "#1f77b4"),
-                           ("attacker_acc", "held-out attacker acc", "#ff7f0e")):
+    for k, name, color in CURVE_STYLE:
         fig.add_trace(go.Scatter(x=c["iteration"], y=c.get(k), mode="lines+markers", name=f"{name} (grid)",
                                  line=dict(color=color)), 2, 2)
         if fresh is not None and fresh.get("curve"):
@@ -164,11 +192,11 @@ def explorer_figure(grid: Mapping, retrain: Mapping[str, Mapping], scheme: str, 
     fig.update_yaxes(title_text="β", type="category", row=2, col=1)
     fig.update_xaxes(title_text="iteration", row=2, col=2)
     for col in (1, 2):
-        fig.update_yaxes(title_text="%", row=1, col=col)
-    fig.update_yaxes(title_text="accuracy (%)", row=2, col=2)
+        fig.update_yaxes(title_text="%", range=metric_range, row=1, col=col)
+    fig.update_yaxes(title_text="accuracy (%)", range=curve_range, row=2, col=2)
     fig.update_annotations(font_size=13)
     fig.update_layout(title=dict(text=f"{scheme}: α={alpha:g}, β={beta:g}", x=0, xanchor="left"), autosize=True,
-                      height=760, legend=dict(orientation="h", y=-0.1, yanchor="top", x=0),
+                      height=800, legend=dict(orientation="h", y=-0.1, yanchor="top", x=0),
                       margin=dict(l=60, r=40, t=80, b=40))
     return fig
 
@@ -177,7 +205,10 @@ class Explorer:
     """Sliders for α and β (and a scheme toggle) over a precomputed grid, plus a fresh-run button."""
 
     def __init__(self, grid: dict, experiments: dict, retrain: Mapping[str, Mapping] | None = None,
-                 fresh_iterations: int | None = None, run_fresh: Callable | None = None):
+                 fresh_iterations: int | None = None, run_fresh: Callable | None = None,
+                 start: tuple[float, float] | None = None):
+        """``start``: the (α, β) the sliders open at (the course's configuration) when it is a grid
+        point; else the middle of the grid."""
         import ipywidgets as W
 
         self.grid, self.experiments = grid, experiments
@@ -189,10 +220,12 @@ class Explorer:
         # the fresh run repeats the grid's iteration count, so it is comparable with a grid point
         self.fresh_iterations = fresh_iterations or (its.pop() if len(its) == 1 else None)
         self.scheme = W.ToggleButtons(options=schemes, description="scheme")
-        self.alpha = W.SelectionSlider(options=alphas, value=alphas[len(alphas) // 2], description="α",
-                                       continuous_update=False)
-        self.beta = W.SelectionSlider(options=betas, value=betas[len(betas) // 2], description="β",
-                                      continuous_update=False)
+        a0, b0 = alphas[len(alphas) // 2], betas[len(betas) // 2]
+        self.start = None
+        if start is not None and any((s, float(start[0]), float(start[1])) in grid for s in schemes):
+            a0, b0 = self.start = (float(start[0]), float(start[1]))
+        self.alpha = W.SelectionSlider(options=alphas, value=a0, description="α", continuous_update=False)
+        self.beta = W.SelectionSlider(options=betas, value=b0, description="β", continuous_update=False)
         for w, c in ((self.scheme, "au-scheme"), (self.alpha, "au-alpha"), (self.beta, "au-beta")):
             w.add_class(c)
         self.numbers = W.HTML()
@@ -229,7 +262,7 @@ class Explorer:
 
     def figure(self):
         fresh = self.fresh_point if self.fresh_point and self._fresh_matches() else None
-        return explorer_figure(self.grid, self.retrain, *self.key(), fresh=fresh)
+        return explorer_figure(self.grid, self.retrain, *self.key(), fresh=fresh, course=self.start)
 
     def _fresh_matches(self) -> bool:
         f = self.fresh_point
@@ -270,4 +303,5 @@ class Explorer:
         display(self.widget)
 
 
-__all__ = ["compute_grid", "fresh_point", "Explorer", "explorer_figure", "metrics_html", "retrain_point", "point_label"]
+__all__ = ["compute_grid", "fresh_point", "Explorer", "explorer_figure", "metrics_html", "retrain_point", "point_label",
+           "grid_ranges"]

@@ -2,8 +2,8 @@
 
 03_adversarial_unlearning: run all cells and watch the live plot redraw while Algorithm 1 runs.
 05_explorer, in a second browser while 03 runs (on the testbed, Fashion-MNIST with the cpu profile as a
-student opens it, with the grid cut to 2 α × 2 β of the notebook's 60 iterations so that CI can afford
-it): run all cells, read the explorer's numbers, move the α
+student opens it, with the grid cut to 2 α × 2 β, 0 and the course's tuned value of each, at 60
+iterations rather than the tuned count, so that CI can afford it): run all cells, read the explorer's numbers, move the α
 and β sliders and check that the table, the Avg. Disparity readout, the marks of the current α and β
 and Retrain's reference lines follow the stored grid point (computed again here from the same
 store), then press "run fresh unlearning" and wait for its table beside the grid point it matches.  The two
@@ -46,9 +46,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 # 03 in the browser: a short run with a record (and a redraw) every 2 iterations: 9 figures
 LIVE_ITERATIONS, LIVE_RECORD_EVERY = 16, 2
-# 05 in the browser: the testbed's grid cut to its end values (the notebook's default is 3 α × 3 β), where
-# α and β each change the result
-EXPLORER_ALPHAS, EXPLORER_BETAS = [0.0, 5.0], [0.0, 0.1]
+# 05 in the browser: the testbed's grid cut to 0 and the course's (tuned) value of α and of β (the
+# notebook's default adds a strong multiple of each), where the explorer opens; 60 iterations per point
+
+
+def _course_values() -> tuple[float, float]:
+    from advunlearn.config import get_profile
+
+    c = get_profile("cpu", "fashion-mnist").unlearn_for("random", 0.0)
+    return float(c.alpha), float(c.beta)
+
+
+EXPLORER_ALPHAS, EXPLORER_BETAS = [0.0, _course_values()[0]], [0.0, _course_values()[1]]
+EXPLORER_ITERATIONS = 60
 EXPLORER_NB = "05_explorer_2x2.ipynb"
 PREPOPULATE_S = 3600  # filling an empty store on a loaded 2-core machine
 SERVER_START_S = 90
@@ -340,7 +350,8 @@ def _explorer_2x2(work) -> str:
     """A copy of 05 whose parameters cell asks for the EXPLORER_ALPHAS × EXPLORER_BETAS grid; its name."""
     _, params = _copy_with_params(work, "05_explorer.ipynb", EXPLORER_NB,
                                   [(rf"^{key}: list = \[[^\]]*\]", f"{key}: list = {value!r}")
-                                   for key, value in (("alphas", EXPLORER_ALPHAS), ("betas", EXPLORER_BETAS))])
+                                   for key, value in (("alphas", EXPLORER_ALPHAS), ("betas", EXPLORER_BETAS))]
+                                  + [(r"^iterations: int = \w+", f"iterations: int = {EXPLORER_ITERATIONS}")])
     assert re.search(r'^dataset: str = "fashion-mnist"', params.source, flags=re.M), "05's default is not the testbed"
     return EXPLORER_NB
 
@@ -502,7 +513,8 @@ def test_explorer_sliders_and_fresh_run(grid, pages):
         assert float(box.locator(".widget-text:has-text('fresh β') input").input_value()) == beta
         return {"disparity": dis, **marks}
 
-    a0, b0 = alphas[len(alphas) // 2], betas[len(betas) // 2]  # where the explorer starts
+    a0, b0 = _course_values()  # where the explorer opens: the course's configuration
+    assert (a0, b0) == (alphas[1], betas[1])
     start = check_point(a0, b0)
 
     t1 = time.perf_counter()

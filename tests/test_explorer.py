@@ -76,3 +76,52 @@ def test_explorer_figure_axes_are_titled():
     for ax in ("xaxis", "xaxis2", "xaxis3", "xaxis4", "yaxis", "yaxis2", "yaxis3", "yaxis4"):
         assert fig.layout[ax].title.text, ax
     assert fig.layout.width is None  # follows the notebook's width
+
+
+def test_explorer_opens_at_the_course_configuration():
+    from advunlearn.course import course_grid
+
+    alphas, betas = course_grid(1.0, 0.01)
+    assert (1.0 in alphas and 0.0 in alphas and max(alphas) > 1.0) and (0.01 in betas and 0.0 in betas and max(betas) > 0.01)
+    grid = _grid()
+    ex = Explorer(grid, {"random": None}, retrain=RETRAIN, run_fresh=lambda *a: None, start=(1.0, 0.01))
+    assert (ex.alpha.value, ex.beta.value) == (1.0, 0.01) and ex.start == (1.0, 0.01)
+    # starred in the heatmap
+    star = [t for t in ex.figure().data if t.name == "the course's configuration (tuned)"]
+    assert len(star) == 1 and (star[0].x[0], star[0].y[0]) == ("1", "0.01")
+    # a start that is not a grid point: the middle of the grid, nothing starred
+    ex = Explorer(grid, {"random": None}, retrain=RETRAIN, run_fresh=lambda *a: None, start=(2.0, 0.01))
+    assert (ex.alpha.value, ex.beta.value) == (1.0, 0.01) and ex.start is None
+
+
+def test_explorer_axes_stay_put_and_colours_are_distinct():
+    grid = _grid()
+    ranges = set()
+    for a in ALPHAS:
+        for b in BETAS:
+            fig = explorer_figure(grid, RETRAIN, "random", a, b)
+            ranges.add((tuple(fig.layout.yaxis.range), tuple(fig.layout.yaxis2.range), tuple(fig.layout.yaxis4.range)))
+            colours = {}
+            for t in fig.data:
+                if t.type == "heatmap" or t.mode == "markers" or t.x == (None,):
+                    continue
+                colours.setdefault((t.xaxis, t.yaxis), []).append(t.line.color)
+            for panel, cs in colours.items():
+                assert len(set(cs)) == len(cs), (panel, cs)
+            # UA's red is not reused for a curve anywhere in the figure
+            ua = next(t.line.color for t in fig.data if t.name == "UA")
+            assert all(t.line.color != ua for t in fig.data if t.type == "scatter" and t.name != "UA")
+    assert len(ranges) == 1  # the y axes do not rescale while sliding
+    lo, hi = ranges.pop()[0]
+    vals = [p[k] for p in grid.values() for k in ("UA", "RA", "TA", "MIA_efficacy")]
+    assert lo < min(vals) and hi > max(vals)
+
+
+def test_the_disparity_colour_bar_is_beside_the_heatmap():
+    fig = explorer_figure(_grid(), RETRAIN, "random", 1.0, 0.01)
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    z = [v for row in heat.z for v in row]
+    assert (heat.zmin, heat.zmax) == (min(z), max(z))
+    x_end = fig.layout.xaxis3.domain[1]
+    y0, y1 = fig.layout.yaxis3.domain
+    assert 0 <= heat.colorbar.x - x_end <= 0.03 and y0 <= heat.colorbar.y <= y1
