@@ -465,20 +465,27 @@ def collect(cfg: BatchConfig) -> tuple[list[dict], list[dict]]:
 PUBLISHED_FILES = ("params.json", "result.json", "status.json")
 
 
-def publish(src, dest, *, allow_partial: bool = False) -> dict:
+def publish(src, dest, *, allow_partial: bool = False, log=None) -> dict:
     """Copy a batch's finished runs into ``dest`` (e.g. ``results/published/<name>``) for the README.
 
     Keeps, per finished run, only the small records (``params.json``, ``result.json`` and
     ``status.json``, which holds the settings fingerprint), not the executed notebook, and writes
     ``dest/results.csv``.  Refuses a batch with unfinished or failed runs unless ``allow_partial``.
-    Runs already in ``dest`` that the batch no longer has are removed, so ``dest`` is exactly the batch.
-    Returns ``{"runs": n, "rows": n, "skipped": [run, ...]}``.
+    Runs already in ``dest`` that the batch no longer has are removed, so ``dest`` is exactly the batch;
+    ``log`` (e.g. ``print``) is told each one before it goes.  Nothing in ``src`` is ever changed:
+    ``dest`` may not be ``src`` (by any path), lie inside it or hold it.  Every check (the folders, each
+    finished run's ``result.json``) comes before anything is written or removed.
+    Returns ``{"runs": n, "rows": n, "skipped": [run, ...], "removed": [run, ...]}``.
     """
     src, dest = Path(src), Path(dest)
+    if src.exists() and not src.is_dir():
+        raise ConfigError(f"SRC {src} is a file; give the results folder of a batch "
+                          "(the --results of `advunlearn batch`, e.g. results/fashion-mnist-table1)")
     runs = src / "runs"
     if not runs.is_dir():
         raise ConfigError(f"{src} has no runs/ folder; give the results folder of a batch "
                           "(the --results of `advunlearn batch`, e.g. results/fashion-mnist-table1)")
+    _check_publish_dest(src, dest)
     done, skipped = [], []
     for d in sorted(p for p in runs.iterdir() if p.is_dir()):
         st = run_status(d)
@@ -492,23 +499,59 @@ def publish(src, dest, *, allow_partial: bool = False) -> dict:
                           "publish the finished runs only")
     if not done:
         raise ConfigError(f"{src} has no finished run to publish")
-    out_runs = dest / "runs"
-    out_runs.mkdir(parents=True, exist_ok=True)
-    keep = {d.name for d in done}
-    for old in out_runs.iterdir():
-        if old.is_dir() and old.name not in keep:
-            shutil.rmtree(old)
     recs = []
-    for d in done:
-        (out_runs / d.name).mkdir(exist_ok=True)
-        for f in PUBLISHED_FILES:
-            if (d / f).exists():
-                shutil.copyfile(d / f, out_runs / d.name / f)
+    for d in done:  # every record read before anything is written: a corrupt one stops the publishing here
         data = read_json(d / "result.json")
         recs += [{**r, "run": d.name} for r in (data if isinstance(data, list) else [data])]
+    out_runs = dest / "runs"
+    keep = {d.name for d in done}
+    stale = sorted(p for p in out_runs.iterdir() if (p.is_dir() or p.is_symlink()) and p.name not in keep) \
+        if out_runs.is_dir() else []
+    out_runs.mkdir(parents=True, exist_ok=True)
+    for old in stale:
+        if log:
+            log(f"removing {old}: not a finished run of {src}")
+        if old.is_symlink():
+            old.unlink()  # the link only, never what it points to
+        else:
+            shutil.rmtree(old)
+    for d in done:
+        target = out_runs / d.name
+        if target.is_symlink():
+            target.unlink()
+        target.mkdir(exist_ok=True)
+        for f in PUBLISHED_FILES:
+            if (d / f).exists():
+                if (target / f).is_symlink():
+                    (target / f).unlink()
+                shutil.copyfile(d / f, target / f)
     write_results_csv(recs, dest / "results.csv")
-    return {"runs": len(done), "rows": len(recs), "skipped": skipped}
+    return {"runs": len(done), "rows": len(recs), "skipped": skipped, "removed": [p.name for p in stale]}
 
+
+def _check_publish_dest(src: Path, dest: Path) -> None:
+    """ConfigError unless ``dest`` can be published into without touching ``src``."""
+    rs, rd = src.resolve(), dest.resolve()
+    same = rs == rd or (dest.exists() and os.path.samefile(src, dest))
+    if same:
+        raise ConfigError(f"SRC {src} and DEST {dest} are the same folder; publish into another folder, "
+                          f"e.g. results/published/{rs.name}")
+    if rs in rd.parents:
+        raise ConfigError(f"DEST {dest} lies inside SRC {src}; publish into a folder outside the batch's, "
+                          f"e.g. results/published/{rs.name}")
+    if rd in rs.parents:
+        raise ConfigError(f"SRC {src} lies inside DEST {dest}, whose old runs publish removes; publish into "
+                          f"another folder, e.g. results/published/{rs.name}")
+    for p, what in ((dest, "a folder"), (dest / "runs", "a folder")):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"DEST {dest}: {p} is a file; DEST must be {what} (e.g. results/published/{rs.name})")
+    if (dest / "results.csv").is_dir():
+        raise ConfigError(f"DEST {dest}: {dest / 'results.csv'} is a folder; publish writes a file there")
+    parent = next((p for p in (dest, *dest.parents) if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"DEST {dest}: {parent} is a file, so the folder cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"DEST {dest}: {parent} is not writable; choose a folder you can write to")
 
 def write_results_csv(recs: list[dict], path: Path) -> None:
     import csv
