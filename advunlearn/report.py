@@ -41,7 +41,6 @@ import json
 import math
 import re
 import statistics
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -130,7 +129,11 @@ def _looks_like_record(obj) -> bool:
 
 
 def load_records(results_dir: str | Path, exclude: Path | None = None) -> list[dict]:
-    """Every result record in ``*.json`` files under ``results_dir`` (recursively, sorted by path)."""
+    """Every result record in ``*.json`` files under ``results_dir`` (recursively, sorted by path).
+
+    A ``*.json`` file that cannot be read or parsed (e.g. a ``result.json`` cut in half) is a
+    ConfigError naming it, never skipped: a table built without it would silently lack a seed.
+    """
     from .config import ConfigError
 
     root = Path(results_dir)
@@ -144,15 +147,19 @@ def load_records(results_dir: str | Path, exclude: Path | None = None) -> list[d
         if exclude is not None and exclude in path.resolve().parents:
             continue
         try:
-            obj = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            warnings.warn(f"skipping unreadable JSON file {path}: {e}")
-            continue
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # cut short, not JSON, not UTF-8, unreadable: never one seed fewer
+            why = f"not valid JSON ({e})" if isinstance(e, ValueError) else f"unreadable ({e.strerror or e})"
+            raise ConfigError(f"result file {path} is {why}; a record cut short (an interrupted copy or run)? "
+                              f"Restore or rerun it, or move it out of {root}; nothing was built or changed") from None
         items = obj if isinstance(obj, list) else [obj]
         for i, item in enumerate(items):
             if _looks_like_record(item):
                 where = f"{path}" + (f"[{i}]" if isinstance(obj, list) else "")
-                records.append(validate_record(item, where))
+                try:
+                    records.append(validate_record(item, where))
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
     return records
 
 
@@ -637,6 +644,62 @@ def _strong_html(table_html: str, figs: list, plotly_js) -> str:
 # README blocks checked against the published results
 # ---------------------------------------------------------------------------------------------
 BLOCK_RE = re.compile(r"<!-- report (?P<name>[\w.-]+) (?P<part>[\w/.-]+) -->\n(?P<body>.*?)<!-- /report -->", re.S)
+_OPEN_RE = re.compile(r"<!-- report (?P<name>[\w.-]+) (?P<part>[\w/.-]+) -->")
+_CLOSE = "<!-- /report -->"
+_MARKER_RE = re.compile(r"^\s*<!--\s*/?\s*report\b")  # anything that looks like a marker, well formed or not
+
+
+@dataclass
+class Block:
+    """One ``<!-- report NAME PART -->`` ... ``<!-- /report -->`` block of a document (lines 1-based)."""
+
+    name: str
+    part: str
+    line: int          # the opening marker's line
+    end_line: int      # the closing marker's line
+    start: int         # character offsets: the opening marker's line starts here ...
+    end: int           # ... and the closing marker's line ends here (before its newline)
+    body: str
+
+
+def parse_blocks(text: str, document: str | Path = "the document") -> list[Block]:
+    """Every report block of ``text``; a ConfigError naming the marker and its line when the markers do
+    not pair up (an opening marker left open, a closing marker with no opening one, a malformed one).
+
+    A marker is a line of its own: ``<!-- report NAME PART -->`` opens a block, ``<!-- /report -->``
+    closes it; blocks do not nest.  Any other line that starts like a marker is an error too, so that
+    a typo in a marker never lets a rewrite run past the end of its block.
+    """
+    from .config import ConfigError
+
+    blocks: list[Block] = []
+    opened = None  # (match, its line number, the offsets where its line starts and where the body starts)
+    offset = 0
+    for no, line in enumerate(re.findall(r"[^\n]*\n|[^\n]+$", text), 1):
+        stripped = line.strip()
+        if _MARKER_RE.match(line):
+            m = _OPEN_RE.fullmatch(stripped)
+            if m:
+                if opened is not None:
+                    raise ConfigError(f"{document}: marker '{opened[0].group(0)}' on line {opened[1]} is not closed "
+                                      f"before the next '{stripped}' on line {no}; add '{_CLOSE}' after its table")
+                opened = (m, no, offset, offset + len(line))
+            elif stripped == _CLOSE:
+                if opened is None:
+                    raise ConfigError(f"{document}: '{_CLOSE}' on line {no} closes no block; every block starts "
+                                      "with '<!-- report NAME PART -->' on a line of its own")
+                m, first, start, body_start = opened
+                blocks.append(Block(m.group("name"), m.group("part"), first, no, start, offset + len(line.rstrip("\r\n")),
+                                    text[body_start:offset]))
+                opened = None
+            else:
+                raise ConfigError(f"{document}: marker '{stripped}' on line {no} is malformed; a block is "
+                                  f"'<!-- report NAME PART -->' ... '{_CLOSE}', each on a line of its own")
+        offset += len(line)
+    if opened is not None:
+        raise ConfigError(f"{document}: marker '{opened[0].group(0)}' on line {opened[1]} is never closed; add "
+                          f"'{_CLOSE}' on a line of its own after its table")
+    return blocks
 
 
 def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
@@ -675,58 +738,94 @@ def document_parts(results_dir: str | Path) -> dict[str, str]:
     return parts
 
 
-def _blocks(text: str, name: str) -> list[re.Match]:
-    return [m for m in BLOCK_RE.finditer(text) if m.group("name") == name]
+def _read_document(document: str | Path, flag: str = "document") -> str:
+    """The text of a markdown document, or a ConfigError saying what is wrong with the path."""
+    from .config import ConfigError
+
+    path = Path(document)
+    if not path.exists():
+        raise ConfigError(f"{flag} {path} does not exist; give the markdown file holding the "
+                          "'<!-- report NAME PART -->' blocks, e.g. README.md")
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give the markdown file holding the "
+                          "'<!-- report NAME PART -->' blocks, e.g. README.md")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{flag} {path} is not UTF-8 text ({e.reason} at byte {e.start}); give a markdown file") from None
+    except OSError as e:
+        raise ConfigError(f"{flag} {path} cannot be read ({e.strerror or e})") from None
+
+
+def _blocks(text: str, name: str, document: str | Path = "the document") -> list[Block]:
+    return [b for b in parse_blocks(text, document) if b.name == name]
 
 
 def check_document(results_dir: str | Path, document: str | Path) -> list[str]:
     """Compare every ``<!-- report NAME PART -->`` block of ``document`` whose NAME is the results
     folder's name with what the report builds from that folder now; returns the problems (empty = all
-    match).  A document with no block for the folder is a problem too: nothing would be checked."""
+    match).  A document with no block for the folder is a problem too: nothing would be checked.
+    Markers that do not pair up, a missing document and unreadable records are ConfigErrors."""
     import difflib
 
     results_dir = Path(results_dir)
     name = results_dir.resolve().name
+    text = _read_document(document, "--check")
+    blocks = _blocks(text, name, document)  # the markers first: a broken document fails before any reading
     parts = document_parts(results_dir)
-    text = Path(document).read_text(encoding="utf-8")
-    blocks = _blocks(text, name)
     if not blocks:
         return [f"{document} has no '<!-- report {name} PART -->' block; parts available: {sorted(parts)}"]
     problems = []
     for m in blocks:
-        part = m.group("part")
+        part = m.part
         if part not in parts:
-            problems.append(f"block {name} {part}: the report builds no such part; available: {sorted(parts)}")
+            problems.append(f"block {name} {part} (line {m.line}): the report builds no such part; "
+                            f"available: {', '.join(sorted(parts))}")
             continue
-        want, have = parts[part].strip(), m.group("body").strip()
+        want, have = parts[part].strip(), m.body.strip()
         if want != have:
             diff = "\n".join(difflib.unified_diff(have.splitlines(), want.splitlines(), f"{document} ({part})",
                                                    f"report of {results_dir} ({part})", lineterm="", n=0))
-            problems.append(f"block {name} {part} differs from the results:\n{diff}")
+            problems.append(f"block {name} {part} differs from the results (line {m.line} of {document}):\n{diff}")
     return problems
 
 
 def update_document(results_dir: str | Path, document: str | Path) -> int:
-    """Rewrite the blocks of ``document`` that name ``results_dir`` from its results; returns how many."""
+    """Rewrite the blocks of ``document`` that name ``results_dir`` from its results; returns how many.
+
+    All or nothing: the document is left byte for byte as it was when its markers do not pair up, when
+    a block names a part the report does not build (the error lists the parts it builds), when it has
+    no block for the folder, or when a result file cannot be read (ConfigError for each).
+    """
+    import os
+
+    from .config import ConfigError
     from .store import atomic_write_bytes
 
     results_dir = Path(results_dir)
     name = results_dir.resolve().name
+    text = _read_document(document, "--update")
+    blocks = _blocks(text, name, document)
+    path = Path(document)
+    if not os.access(path, os.W_OK) or not os.access(path.resolve().parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--update {document} is not writable (the file or its folder); make it writable")
     parts = document_parts(results_dir)
-    text = Path(document).read_text(encoding="utf-8")
-    n = 0
-
-    def sub(m: re.Match) -> str:
-        nonlocal n
-        if m.group("name") != name or m.group("part") not in parts:
-            return m.group(0)
-        n += 1
-        return f"<!-- report {name} {m.group('part')} -->\n{parts[m.group('part')].strip()}\n<!-- /report -->"
-
-    new = BLOCK_RE.sub(sub, text)
+    if not blocks:
+        raise ConfigError(f"{document} has no '<!-- report {name} PART -->' block, so nothing would be updated; "
+                          f"add one for a part of {sorted(parts)}")
+    unknown = [b for b in blocks if b.part not in parts]
+    if unknown:
+        raise ConfigError("; ".join(f"block {name} {b.part!r} on line {b.line}" for b in unknown)
+                          + f": the report builds no such part; allowed: {', '.join(sorted(parts))}")
+    pieces, at = [], 0
+    for b in blocks:
+        pieces += [text[at:b.start], f"<!-- report {name} {b.part} -->\n{parts[b.part].strip()}\n{_CLOSE}"]
+        at = b.end
+    pieces.append(text[at:])
+    new = "".join(pieces)
     if new != text:
         atomic_write_bytes(document, new.encode("utf-8"))
-    return n
+    return len(blocks)
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *, inline_plotly: bool = True) -> dict[str, Path]:
