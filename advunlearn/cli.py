@@ -9,7 +9,50 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError
+from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
+
+
+def _folder_to_write(flag: str, path, example: str = "") -> Path:
+    """``path`` as a folder this process can create or write into; a ConfigError naming ``flag``
+    otherwise (found before any work starts, not after hours of it)."""
+    import os
+
+    path = Path(path)
+    hint = f" (e.g. {example})" if example else ""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; give a folder{hint}")
+    there = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not there.is_dir():
+        raise ConfigError(f"{flag} {path}: {there} is a file, so the folder cannot be created; give a folder{hint}")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {there} is not writable; give a folder you can write to{hint}")
+    return path
+
+
+def _file_to_write(flag: str, path, example: str = "") -> Path:
+    """``path`` as a file this process can write (its folder created if missing); ConfigError otherwise."""
+    import os
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give the path of the file to write, "
+                          f"e.g. {path / (example or 'out.json')}")
+    _folder_to_write(flag, path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{flag} {path} is not writable; give a file you can write")
+    return path
+
+
+def _names(flag: str, value: str, allowed) -> list[str]:
+    """A comma-separated list of names, each one of ``allowed``, at least one; ConfigError otherwise."""
+    allowed = list(allowed)
+    got = [x.strip() for x in value.split(",") if x.strip()]
+    if not got:
+        raise ConfigError(f"{flag} {value!r} names nothing; give a comma-separated subset of {', '.join(allowed)}")
+    for x in got:
+        if x not in allowed:
+            raise ConfigError(f"{flag}: {x!r} is not allowed; choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(got))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -117,6 +160,10 @@ def _run_name(a, exp, methods, ours) -> str:
 def cmd_report(a) -> int:
     from .report import build_report, check_document, update_document
 
+    if a.out is not None:
+        if a.update or a.check:
+            raise ConfigError("--out applies to the report's files only; --update and --check write no report")
+        _folder_to_write("--out", a.out, "results/demo/report")
     if a.update:
         n = update_document(a.dir, a.update)
         print(f"{a.update}: {n} block(s) rewritten from {a.dir}")
@@ -137,23 +184,52 @@ def cmd_report(a) -> int:
 
 
 def cmd_tune(a) -> int:
-    from .tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune
+    from .tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune, tuned_path
 
-    methods = tunable_methods() if not a.methods else [m.strip() for m in a.methods.split(",") if m.strip()]
+    # every value and path is checked here, before the first model is trained
+    check_choice("dataset", a.dataset, DATASETS)
+    check_choice("profile", a.profile, PROFILE_NAMES)
+    check_choice("backend", a.backend, ("local", "ray"))
+    check_range("--workers", a.workers, 1, integer=True)
+    check_range("--trials", a.trials, 1, integer=True)
+    if a.address is not None and a.backend != "ray":
+        raise ConfigError(f"--address applies with --backend ray only (got --backend {a.backend})")
+    tunable = tunable_methods()
+    methods = list(tunable) if a.methods is None else _names("--methods", a.methods, tunable)
     allowed = {f"{s}-{'sparse' if sp > 0 else 'dense'}": (s, sp) for s, sp in SETTINGS}
-    names = list(allowed) if not a.settings else [x.strip() for x in a.settings.split(",") if x.strip()]
-    for n in names:
-        if n not in allowed:
-            raise ConfigError(f"setting {n!r} is not allowed; choose from {', '.join(allowed)}")
+    names = list(allowed) if a.settings is None else _names("--settings", a.settings, allowed)
     slots = {}
     for item in a.slots or []:
         m, _, k = item.partition("=")
         if not k.isdigit() or int(k) < 1:
             raise ConfigError(f"--slots {item!r} must be METHOD=N with N >= 1, e.g. ours=4")
+        if m not in tunable:
+            raise ConfigError(f"--slots {item!r}: method {m!r} is not allowed; choose from {', '.join(tunable)}")
+        if m in slots:
+            raise ConfigError(f"--slots names {m!r} twice ({m}={slots[m]} and {item}); give each method once")
         slots[m] = int(k)
-    records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend, address=a.address,
-                   slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
-                   seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results, data_root=a.data_root)
+    if "://" not in a.storage:  # an RDB URL is the database's business
+        _folder_to_write("--storage", a.storage, "results/tuning")
+    _folder_to_write("--results", a.results, "results/store")
+    if not a.freeze:
+        for flag, v in (("--tuned-dir", a.tuned_dir), ("--record", a.record)):
+            if v is not None:
+                raise ConfigError(f"{flag} applies with --freeze only (it says where the frozen values go); "
+                                  "add --freeze or leave it out")
+    else:
+        # the default folder too: an installed package may be read-only
+        folder = _folder_to_write("--tuned-dir", a.tuned_dir or tuned_path(a.profile, a.dataset).parent,
+                                  "advunlearn/tuned")
+        _file_to_write(f"--tuned-dir {folder}: the frozen values' file", tuned_path(a.profile, a.dataset, folder))
+        if a.record is not None:
+            _file_to_write("--record", a.record, "tuning-record.json")
+    from .stopping import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
+        records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend,
+                       address=a.address, slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
+                       seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results,
+                       data_root=a.data_root)
     rec = {"profile": a.profile, "dataset": a.dataset, "studies": records}
     print(record_markdown(rec))
     if a.freeze:
@@ -168,23 +244,36 @@ def cmd_ulira(a) -> int:
     from .shadows import DEFAULT_SHADOWS
     from .ulira import ulira_evaluate
 
-    methods = [m.strip() for m in (a.methods or "retrain,ft").split(",") if m.strip()]
-    for m in methods:
-        if m not in ALL_METHODS:
-            raise ConfigError(f"method={m!r} is not allowed; choose from {', '.join(ALL_METHODS)}")
-    if not methods:
-        raise ConfigError(f"--methods names no method; give a comma-separated subset of {', '.join(ALL_METHODS)}")
+    methods = _names("--methods", a.methods, ALL_METHODS)
+    if "retrain" not in methods:  # U-LiRA's floor and the NeurIPS score are measured against Retrain's shadows
+        raise ConfigError(f"--methods {a.methods!r} lacks retrain: the NeurIPS 2023 score and U-LiRA's floor are "
+                          f"measured against it; add it, e.g. --methods retrain,{','.join(methods)}")
     if a.scheme not in ("random", "memorized"):
         raise ConfigError(f"--scheme {a.scheme!r}: U-LiRA is per example; choose 'random' or 'memorized'")
-    shadows = DEFAULT_SHADOWS if a.shadows is None else a.shadows
+    check_choice("backend", a.backend, ("process", "ray"))
+    if a.address is not None and a.backend != "ray":
+        raise ConfigError(f"--address applies with --backend ray only (got --backend {a.backend})")
+    check_range("--workers", a.workers, 1, integer=True)
+    shadows = DEFAULT_SHADOWS if a.shadows is None else check_range("--shadows", a.shadows, 4, integer=True)
+    if shadows % 2:
+        raise ConfigError(f"--shadows {shadows} must be even: shadows come in pairs of complementary halves")
+    if a.targets is not None:
+        check_range("--targets", a.targets, 2, integer=True)
+    check_range("--boot", a.boot, 0, integer=True)
+    check_range("--memorization-shadows", a.memorization_shadows, 2, integer=True)
+    if a.out is not None:
+        _folder_to_write("--out", a.out, "results/ulira")
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, seed=a.seed, profile=a.profile, forget_frac=a.forget_frac,
                      device=a.device, results=a.results or DEFAULT_RESULTS, data_root=a.data_root,
                      progress=not a.no_progress, memorization_shadows=a.memorization_shadows,
                      memorization_workers=a.workers if a.backend == "process" else 1)
     name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
     out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
-    ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
-                   n_boot=a.boot, out=out)
+    from .stopping import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
+        ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
+                       n_boot=a.boot, out=out)
     print(f"result: {out}")
     return 0
 
@@ -193,6 +282,8 @@ def cmd_batch(a) -> int:
     from .batch import run_batch
     from .course import config_dir
 
+    if a.results is not None:
+        _folder_to_write("--results", a.results, "results/demo")
     cfg = Path(a.config)
     if not cfg.exists() and not cfg.parent.name and (config_dir() / f"{cfg.stem}.yaml").is_file():
         cfg = config_dir() / f"{cfg.stem}.yaml"  # a bare name: the course's own config (demo, course-cpu, ...)
@@ -203,17 +294,27 @@ def cmd_batch(a) -> int:
 def cmd_publish(a) -> int:
     from .batch import publish
 
-    got = publish(a.src, a.dest, allow_partial=a.partial)
+    got = publish(a.src, a.dest, allow_partial=a.partial, log=print)
     print(f"{a.dest}: {got['runs']} run(s), {got['rows']} row(s) in results.csv"
-          + (f"; {len(got['skipped'])} unfinished run(s) left out" if got["skipped"] else ""))
+          + (f"; {len(got['skipped'])} unfinished run(s) left out" if got["skipped"] else "")
+          + (f"; {len(got['removed'])} old run(s) removed" if got["removed"] else ""))
     return 0
 
 
 def cmd_notebooks(a) -> int:
-    from .course import copy_course, course_root
+    from .course import copy_course, course_files, course_root
 
+    dest = _folder_to_write("DIR", a.dir, "course")
+    for rel in course_files(course_root()):  # every folder in the way is found before the first copy
+        target = dest / rel
+        for p in reversed(target.parents):
+            if p.exists() and not p.is_dir() and dest in (p, *p.parents):
+                raise ConfigError(f"DIR {dest}: {p} is a file, where the course needs a folder; "
+                                  "move it away or give another DIR")
+        if target.is_dir():
+            raise ConfigError(f"DIR {dest}: {target} is a folder, where the course copies a file; "
+                              "move it away or give another DIR")
     copied = copy_course(a.dir, overwrite=a.overwrite)
-    dest = Path(a.dir)
     print(f"copied {len(copied)} file(s) from {course_root()} into {dest}"
           + ("" if a.overwrite else " (existing files kept; --overwrite replaces them)"))
     print(f"start with: cd {dest / 'notebooks'} && jupyter lab 00_start_here.ipynb")
@@ -283,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--scheme", default="random", help="random or memorized (per-example evaluations)")
     p.add_argument("--forget-frac", type=float, default=0.1, help="share of D to forget (default 0.1)")
-    p.add_argument("--methods", default="retrain,ft", help="comma-separated methods; keep retrain: it is the floor")
+    p.add_argument("--methods", default="retrain,ft", help="comma-separated methods, retrain among them (U-LiRA's "
+                   "floor and the NeurIPS score are measured against it; a list without it is refused)")
     p.add_argument("--shadows", type=int, default=None, help="number of shadow models, even (default 24)")
     p.add_argument("--targets", type=int, default=None, help="target pool size (default 2 x |D_f|)")
     p.add_argument("--workers", type=int, default=1, help="processes of one thread each (or Ray tasks)")

@@ -101,7 +101,7 @@ def test_publish_copies_finished_runs_only_and_refuses_an_unfinished_batch(tmp_p
     assert not dest.exists()  # nothing written on refusal
     (dest / "runs" / "stale_run").mkdir(parents=True)
     got = publish(src, dest, allow_partial=True)
-    assert got == {"runs": 1, "rows": 2, "skipped": ["b_seed1"]}
+    assert got == {"runs": 1, "rows": 2, "skipped": ["b_seed1"], "removed": ["stale_run"]}
     assert sorted(p.name for p in (dest / "runs").iterdir()) == ["a_seed0"]  # the stale run is gone
     assert sorted(p.name for p in (dest / "runs" / "a_seed0").iterdir()) == ["params.json", "result.json",
                                                                             "status.json"]
