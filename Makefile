@@ -19,15 +19,22 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The demo runs on the Fashion-MNIST testbed when its files are found (the Debian package
-# dataset-fashion-mnist, or $ADVUNLEARN_DATA/FashionMNIST/raw); otherwise it says how to get them and runs digits.
+# dataset-fashion-mnist, or $ADVUNLEARN_DATA/FashionMNIST/raw, by default ~/.cache/advunlearn/data/...);
+# otherwise it says how to get them and runs digits. It ends with Table 1 and the report's path.
 demo: $(STAMP)
 	@if $(PY) -c "from advunlearn.data import load_dataset; load_dataset('fashion-mnist', download=False)" 2>/dev/null; then \
-		$(VENV)/bin/advunlearn batch configs/course-cpu.yaml; \
+		name=course-cpu; \
 	else \
+		name=demo; \
 		echo "Fashion-MNIST not found: install the Debian package dataset-fashion-mnist (sudo apt-get install dataset-fashion-mnist)"; \
-		echo "or put its four IDX files in $$ADVUNLEARN_DATA/FashionMNIST/raw. Running the digits demo instead."; \
-		$(VENV)/bin/advunlearn batch configs/demo.yaml; \
-	fi
+		echo "or put its four IDX files in $${ADVUNLEARN_DATA:-$$HOME/.cache/advunlearn/data}/FashionMNIST/raw. Running the digits demo instead."; \
+	fi; \
+	$(VENV)/bin/advunlearn batch configs/$$name.yaml --results results/$$name; rc=$$?; \
+	if [ -f results/$$name/report/table1.md ]; then \
+		echo; cat results/$$name/report/table1.md; echo; \
+		echo "report: results/$$name/report/report.html (tables: results/$$name/report/, rows: results/$$name/results.csv)"; \
+	fi; \
+	exit $$rc
 
 # The numeric reference tests (pytest -m numeric) then run again with MKL, ATen and oneDNN pinned to their
 # AVX2 code paths, with 1 and with 2 threads: the path a CPU without AVX-512, or a non-Intel one, takes,
