@@ -103,7 +103,7 @@ def unlearning_figure(records: Sequence[dict], title: str = "Adversarial unlearn
     # the range holds the first values (where the attacker is winning) and the chance line
     fig.update_yaxes(range=padded_range(la_values, CHANCE_LA, pad=0.12), row=AT["la"][0], col=AT["la"][1])
     fig.add_hline(y=CHANCE_LA, line=dict(color="grey", dash="dash"), row=AT["la"][0], col=AT["la"][1],
-                  annotation_text="chance 2·ln ½ ≈ −1.39", annotation_position="bottom right",
+                  annotation_text="chance 2·ln ½ ≈ −1.39", annotation_position="bottom left",
                   annotation_font_size=10)
     for (k, name), color in zip(ATTACK_KEYS, ATTACK_COLORS):
         y = _series(records, k)
@@ -313,15 +313,18 @@ def confidence_panels(records: Sequence[Mapping], before: Mapping[str, Sequence[
         if before is not None:
             trace("line", "D_f under θ₀ (before)", before["forget"], "#ff7f0e", r, c, dash="dot", width=2)
         fig.update_xaxes(title_text="confidence p_y", range=[0, 1], row=r, col=c)
-        fig.update_yaxes(title_text="share (log)", type="log", range=y_range, row=r, col=c)
+        fig.update_yaxes(title_text="share (log)", type="log", range=y_range, dtick=1, exponentformat="power", row=r, col=c)
         if is_ours(rec["method"]):  # Ours highlighted: a red frame around its panel
             sub = fig.get_subplot(r, c)
             fig.add_shape(type="rect", xref="paper", yref="paper", x0=sub.xaxis.domain[0] - 0.005,
                           x1=sub.xaxis.domain[1] + 0.005, y0=sub.yaxis.domain[0], y1=sub.yaxis.domain[1],
                           line=dict(color=OURS_COLOR, width=3), fillcolor="rgba(0,0,0,0)", layer="above")
-    fig.update_layout(barmode="overlay", title=title, autosize=True, height=290 * rows + 110,
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"),
-                      margin=dict(l=60, r=30, t=110, b=50))
+    height = 290 * rows + 130
+    # the legend under the figure's title, above the first row's panel titles
+    fig.update_layout(barmode="overlay", title=dict(text=title, y=1 - 12 / height, yanchor="top"), autosize=True,
+                      height=height, legend=dict(orientation="h", yref="container", y=1 - 48 / height, yanchor="top",
+                                                 x=0, xanchor="left"),
+                      margin=dict(l=60, r=30, t=130, b=50))
     return fig
 
 
@@ -411,10 +414,12 @@ def tradeoff_figure(points: Sequence[dict], x: str = "alpha", title: str = "forg
                               r, c)
         fig.update_yaxes(range=padded_range(vals), title_text="points" if k == "disparity" else "%", row=r, col=c)
         fig.update_xaxes(title_text=_greek(x), type="category" if category else None, row=r, col=c)
-    fig.update_layout(title=title, autosize=True, height=300 * rows + 120,
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right",
-                                  title_text=f"{_greek(series)}:" if series else None),
-                      margin=dict(l=60, r=30, t=110, b=50))
+    height = 300 * rows + 130
+    # the legend under the figure's title, above the panels' titles
+    fig.update_layout(title=dict(text=title, y=1 - 12 / height, yanchor="top"), autosize=True, height=height,
+                      legend=dict(orientation="h", yref="container", y=1 - 48 / height, yanchor="top", x=0,
+                                  xanchor="left", title_text=f"{_greek(series)}:" if series else None),
+                      margin=dict(l=60, r=30, t=130, b=50))
     return fig
 
 
