@@ -40,6 +40,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SHOTS = REPO / "test-output" / "browser"
+# ADVUNLEARN_SHOTS_TO_DOCS=1 also copies the screenshots of 03 and 05 to docs/img/ (the README's pictures)
+DOCS_IMG = REPO / "docs" / "img"
 CHROMIUM = os.environ.get("ADVUNLEARN_CHROMIUM", "/usr/bin/chromium")
 # headless, and no background connections (the CI machines' network is closed: they would be refused)
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -86,6 +88,13 @@ if os.environ.get("ADVUNLEARN_SKIP_BROWSER") == "1":  # an explicit opt-out only
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+def _keep_shot(path: Path) -> None:
+    """Copy a screenshot to docs/img/ when ADVUNLEARN_SHOTS_TO_DOCS=1 (never otherwise: a test run leaves the tree clean)."""
+    if os.environ.get("ADVUNLEARN_SHOTS_TO_DOCS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMG / f"browser-{path.name}")
+
+
 def _took(what: str, t0: float) -> None:
     TIMES[what] = time.perf_counter() - t0
     print(f"\n[browser test] {what}: {TIMES[what]:.1f}s", flush=True)
@@ -548,6 +557,8 @@ def test_explorer_sliders_and_fresh_run(grid, pages):
     shot = SHOTS / "05_explorer.png"
     box.screenshot(path=str(shot))
     page.screenshot(path=str(SHOTS / "05_explorer_page.png"), full_page=True)
+    _keep_shot(shot)
+    _keep_shot(SHOTS / "05_explorer_page.png")
     print(f"\nscreenshot: {shot}")
     _took("browser: 05 total", t0)
 
@@ -599,4 +610,5 @@ def test_live_plot_updates_while_running(pages):
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "03_live_plot.png"
     cell.screenshot(path=str(shot))
+    _keep_shot(shot)
     print(f"\nlive-plot states {[(s['points'], s['running']) for s in states]}; screenshot: {shot}")
