@@ -223,13 +223,9 @@ def cmd_tune(a) -> int:
         _file_to_write(f"--tuned-dir {folder}: the frozen values' file", tuned_path(a.profile, a.dataset, folder))
         if a.record is not None:
             _file_to_write("--record", a.record, "tuning-record.json")
-    from .stopping import stop_on_signals
-
-    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
-        records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend,
-                       address=a.address, slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
-                       seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results,
-                       data_root=a.data_root)
+    records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend, address=a.address,
+                   slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
+                   seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results, data_root=a.data_root)
     rec = {"profile": a.profile, "dataset": a.dataset, "studies": records}
     print(record_markdown(rec))
     if a.freeze:
@@ -257,23 +253,22 @@ def cmd_ulira(a) -> int:
     shadows = DEFAULT_SHADOWS if a.shadows is None else check_range("--shadows", a.shadows, 4, integer=True)
     if shadows % 2:
         raise ConfigError(f"--shadows {shadows} must be even: shadows come in pairs of complementary halves")
-    if a.targets is not None:
-        check_range("--targets", a.targets, 2, integer=True)
     check_range("--boot", a.boot, 0, integer=True)
     check_range("--memorization-shadows", a.memorization_shadows, 2, integer=True)
     if a.out is not None:
         _folder_to_write("--out", a.out, "results/ulira")
+    if a.targets is not None:  # its bound before the memorized scheme's splits train their models (D is random's)
+        d = Experiment(dataset=a.dataset, scheme="random", seed=a.seed, profile=a.profile, device="cpu",
+                       results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=False)
+        check_range("--targets", a.targets, 2, len(d.splits.train) - 1, integer=True)
     exp = Experiment(dataset=a.dataset, scheme=a.scheme, seed=a.seed, profile=a.profile, forget_frac=a.forget_frac,
                      device=a.device, results=a.results or DEFAULT_RESULTS, data_root=a.data_root,
                      progress=not a.no_progress, memorization_shadows=a.memorization_shadows,
                      memorization_workers=a.workers if a.backend == "process" else 1)
     name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
     out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
-    from .stopping import stop_on_signals
-
-    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
-        ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
-                       n_boot=a.boot, out=out)
+    ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
+                   n_boot=a.boot, out=out)
     print(f"result: {out}")
     return 0
 
