@@ -27,7 +27,6 @@ reuses whatever its killed predecessor had finished.  At the end ``results.csv``
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -344,52 +343,17 @@ def die_with_parent(cmd: list[str]) -> list[str]:
     return [sys.executable, "-c", _PDEATHSIG_SRC, str(os.getpid()), *cmd[1:]]
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP reached the batch (SIGINT raises KeyboardInterrupt itself)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """Within: SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, as Ctrl-C raises
-    KeyboardInterrupt, so the run in progress ends its notebook before the batch exits.
-
-    A signal that is ignored (``nohup`` ignores SIGHUP) stays ignored; outside the main thread
-    nothing changes (Python delivers signals only there).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Stopped(signum)
-
-    saved = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
-            saved[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
+# SIGTERM/SIGHUP raise Stopped in the main thread (one mechanism with tune's and ulira's worker pools)
+from .stopping import Stopped, signals_held, stop_on_signals  # noqa: E402
 
 
 def _end_notebook(proc: subprocess.Popen) -> None:
     """Kill papermill and its kernel, with further stop signals held off until they are gone."""
-    blocked = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if hasattr(signal, "pthread_sigmask") else None
-    try:
+    with signals_held():
         _kill_tree(proc)
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -654,11 +618,11 @@ def run_batch(config: str | os.PathLike, results: str | os.PathLike | None = Non
             log(f"{run_id(p)}: {json.dumps(p, sort_keys=True)}")
         log(f"{len(runs)} run(s) of {cfg.notebook.name} -> {cfg.results}")
         return 0
-    if backend == "ray":
-        from .distributed import check_cluster, shutdown
+    with stop_on_signals():  # around Ray's start too, so that shutdown() gives back the handler it found
+        if backend == "ray":
+            from .distributed import check_cluster
 
-        check_cluster(address, runs)
-    with stop_on_signals():
+            check_cluster(address, runs)
         return _run_grid(cfg, runs, backend, address, log)
 
 

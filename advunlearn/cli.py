@@ -223,9 +223,13 @@ def cmd_tune(a) -> int:
         _file_to_write(f"--tuned-dir {folder}: the frozen values' file", tuned_path(a.profile, a.dataset, folder))
         if a.record is not None:
             _file_to_write("--record", a.record, "tuning-record.json")
-    records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend, address=a.address,
-                   slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
-                   seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results, data_root=a.data_root)
+    from .stopping import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
+        records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend,
+                       address=a.address, slots=slots, dataset=a.dataset, profile=a.profile, n_trials=a.trials,
+                       seeds=a.seeds or list(TUNING_SEEDS), storage=a.storage, results=a.results,
+                       data_root=a.data_root)
     rec = {"profile": a.profile, "dataset": a.dataset, "studies": records}
     print(record_markdown(rec))
     if a.freeze:
@@ -267,8 +271,11 @@ def cmd_ulira(a) -> int:
                      memorization_workers=a.workers if a.backend == "process" else 1)
     name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
     out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
-    ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
-                   n_boot=a.boot, out=out)
+    from .stopping import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
+        ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
+                       n_boot=a.boot, out=out)
     print(f"result: {out}")
     return 0
 

@@ -55,6 +55,7 @@ INSTALL_HINT = "install the extra: pip install 'advunlearn[ray]'"
 _NODES_TAG = "ADVUNLEARN-RAY-NODES "
 # The connection this module opened in check_cluster, reused by run_on_ray and closed there.
 _STATE: dict[str, Any] = {}
+_SIGTERM: dict[str, Any] = {}  # the SIGTERM handler found before ray.init replaced it
 
 
 # ----------------------------------------------------------------------------- settings
@@ -266,9 +267,40 @@ def _node_list(ray) -> list[dict]:
              "node_id": n.get("NodeID"), "resources": n.get("Resources") or {}} for n in ray.nodes()]
 
 
+def _is_rays(handler) -> bool:
+    return (getattr(handler, "__module__", None) or "").startswith("ray.")
+
+
+def _keep_sigterm() -> None:
+    """Remember the SIGTERM handler that ``ray.init`` is about to replace with its own (``sys.exit``),
+    so that :func:`shutdown` gives it back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        h = signal.getsignal(signal.SIGTERM)
+        if not _is_rays(h):  # (a handler Ray left behind is not the caller's)
+            _SIGTERM["before"] = h
+
+
+def _restore_sigterm() -> None:
+    """The caller's SIGTERM handler back, once Ray is shut down (if Ray's is still the one installed)."""
+    import signal
+    import threading
+
+    if "before" not in _SIGTERM or threading.current_thread() is not threading.main_thread():
+        return
+    before = _SIGTERM.pop("before")
+    if _is_rays(signal.getsignal(signal.SIGTERM)):
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
 def _init(ray, target: str | None) -> None:
-    """Connect (or start a local instance) with the tasks' environment as the job's runtime_env."""
+    """Connect (or start a local instance) with the tasks' environment as the job's runtime_env.
+    Ray installs a SIGTERM handler of its own in this process; :func:`shutdown` puts back the one found here."""
     import logging
+
+    _keep_sigterm()
 
     # A job-level runtime_env lets Ray's prestarted workers take the runs (a per-task one would
     # start a separate pool of workers).
@@ -282,11 +314,16 @@ def _init(ray, target: str | None) -> None:
                 ray.shutdown()
             except Exception:
                 pass
+            _restore_sigterm()
             raise ConfigError(f"could not start a local Ray instance ({type(e).__name__}: {e}); start one with "
                               "`ray start --head` and pass --address, or use --backend local") from None
     else:
         _client_auth_like_ray_start()
-        ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, runtime_env=env)
+        try:
+            ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, runtime_env=env)
+        except BaseException:
+            _restore_sigterm()
+            raise
 
 
 def _check_resources(nodes: list[dict], runs: list[dict], where: str) -> None:
@@ -344,6 +381,7 @@ def shutdown() -> None:
         import ray
 
         ray.shutdown()
+        _restore_sigterm()
     _STATE.clear()
 
 

@@ -275,8 +275,13 @@ def _experiment(exp_or_spec):
 
 
 def _init_worker(threads: int = 1) -> None:
+    import signal
+
     os.environ["ADVUNLEARN_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole foreground group; the pool's owner alone handles it (and ends this
+    # process with stop_pool), so a worker does not print a traceback of its own or take the next task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def stop_pool(ex) -> None:
@@ -310,7 +315,13 @@ def stop_pool(ex) -> None:
 def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, workers: int = 1, backend: str = "process",
               address: str | None = None, on_result: Callable[[dict], None] | None = None) -> list:
     """``fn(exp_or_spec, *args)`` for every args: here (``workers=1``), in a pool of single-thread
-    processes, or as Ray tasks of one CPU each; a worker rebuilds the experiment from ``spec``."""
+    processes, or as Ray tasks of one CPU each; a worker rebuilds the experiment from ``spec``.
+
+    Stopping: Ctrl-C, SIGTERM or SIGHUP (:func:`advunlearn.stopping.stop_on_signals`) or a failed task
+    cancels the queued tasks and ends the running ones with their processes (:func:`stop_pool`), then
+    raises; what finished was handed to ``on_result`` and is kept."""
+    from .stopping import signals_held, stop_on_signals
+
     check_range("workers", workers, 1, integer=True)
     check_choice("backend", backend, ("process", "ray"))
     out = []
@@ -326,27 +337,38 @@ def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, worker
         except ImportError as e:  # pragma: no cover
             raise ConfigError("backend='ray' needs the ray extra: pip install 'advunlearn[ray]'") from e
         if not ray.is_initialized():  # as the batch's Ray backend connects (token auth, task environment)
-            from .distributed import _init, _resolve
+            from .distributed import _STATE, _init, _resolve
 
             _init(ray, _resolve(address))
+            _STATE.update(owned=True)  # opened here: distributed.shutdown() closes it (and gives SIGTERM back)
         remote = ray.remote(num_cpus=1, max_retries=2)(fn)
-        refs = [remote.remote(spec, *a) for a in arglist]
-        while refs:
-            ready, refs = ray.wait(refs, num_returns=1)
-            got(ray.get(ready[0]))
+        refs = []
+        with stop_on_signals():
+            try:
+                refs = [remote.remote(spec, *a) for a in arglist]
+                while refs:
+                    ready, refs = ray.wait(refs, num_returns=1)
+                    got(ray.get(ready[0]))
+            except BaseException:  # stopped, or a task failed: the other tasks are cancelled
+                with signals_held():
+                    for r in refs:
+                        ray.cancel(r, force=True)
+                raise
     elif workers > 1 and len(arglist) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         import multiprocessing as mp
 
         ex = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker)
-        try:
-            for f in as_completed([ex.submit(fn, spec, *a) for a in arglist]):
-                got(f.result())
-        except BaseException:  # a task failed, or the user interrupted: stop the others, leave nothing running
-            stop_pool(ex)
-            raise
-        ex.shutdown()
+        with stop_on_signals():
+            try:
+                for f in as_completed([ex.submit(fn, spec, *a) for a in arglist]):
+                    got(f.result())
+            except BaseException:  # a task failed, or the user stopped us: end the others, leave nothing running
+                with signals_held():  # (a second Ctrl-C or SIGTERM waits until the workers are gone)
+                    stop_pool(ex)
+                raise
+            ex.shutdown()
     else:
         for a in arglist:
             got(fn(exp, *a))

@@ -26,13 +26,14 @@ passed as ``storage``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import statistics
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -45,7 +46,8 @@ SETTINGS = (("random", 0.0), ("random", 0.95), ("class", 0.0), ("class", 0.95))
 UNTUNED = ("retrain", "retrain_seed2", "ours_no_vss")
 TUNED_DIR = Path(__file__).resolve().parent / "tuned"
 CRITERION = ("UA", "RA", "VA_heldout", "MIA_val")
-STALE_TRIAL_S = 3600  # a RUNNING trial older than this (its process killed) is failed and rerun
+STALE_TRIAL_S = 3600  # a RUNNING trial older than this (its process killed) is failed and rerun; one whose
+                      # process on this machine is gone (recorded in the trial) is failed at once
 N_TRIALS = 50         # protocol 2: trials per method and setting, the same for every method
 N_STARTUP = 10        # random trials after the published values, before TPE proposes
 EDGE = 0.05           # a chosen value this close to a bound (fraction of the range, on the space's scale)
@@ -230,23 +232,98 @@ def _storage_url(storage: str | os.PathLike, name: str) -> str:
     return f"sqlite:///{Path(s).resolve() / (name + '.db')}"
 
 
+@contextlib.contextmanager
+def _creation_lock(storage: str | os.PathLike, name: str):
+    """An exclusive lock (``fcntl.flock`` on ``<name>.db.lock`` beside the SQLite file) around a study's
+    creation: two processes creating one new storage at once would both write its schema (one fails with
+    an IntegrityError on alembic_version) and could both enqueue the published values.  An RDB URL
+    has no file beside it: its creation is retried instead (:func:`_open_study`)."""
+    if "://" in str(storage):
+        yield
+        return
+    path = Path(storage) / f"{name}.db.lock"
+    with open(path, "a") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no POSIX locks (Windows, some network file systems): the retry remains
+            pass
+        yield
+
+
 def _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, create_with=None):
     import optuna
+    import sqlalchemy.exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(method, scheme, sparsity)
     # the published values, then N_STARTUP random trials, then TPE (a study shorter than that is all random)
     sampler = optuna.samplers.TPESampler(seed=study_seed(name, sampler_seed),
                                          n_startup_trials=min(1 + N_STARTUP, max(1, n_trials)))
-    study = optuna.create_study(study_name=name, storage=_storage_url(storage, name), direction="minimize",
-                                sampler=sampler, load_if_exists=True)
-    if create_with is not None and not study.trials:
-        space, anchor, seeds = create_with
-        study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
-        study.set_user_attr("space", {k: [v[0], list(v[1])] if v[0] == "cat" else list(v) for k, v in space.items()})
-        study.set_user_attr("seeds", list(seeds))
-        study.set_user_attr("sampler_seed", study_seed(name, sampler_seed))
-    return study
+    url = _storage_url(storage, name)
+    for attempt in range(5):
+        try:
+            with _creation_lock(storage, name):
+                study = optuna.create_study(study_name=name, storage=url, direction="minimize", sampler=sampler,
+                                            load_if_exists=True)
+                if create_with is not None and not study.trials:
+                    space, anchor, seeds = create_with
+                    study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
+                    study.set_user_attr("space", {k: [v[0], list(v[1])] if v[0] == "cat" else list(v)
+                                                  for k, v in space.items()})
+                    study.set_user_attr("seeds", list(seeds))
+                    study.set_user_attr("sampler_seed", study_seed(name, sampler_seed))
+            return study
+        except sqlalchemy.exc.IntegrityError:  # another process created the same storage or study meanwhile
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), so that a pid reused by another
+    process is not taken for the one that ran a trial; None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return start is None or _process_start(pid) in (None, start)
+
+
+def _stale(trial, now: float) -> bool:
+    """A RUNNING trial that no process runs any more: its process on this machine is gone (recorded in
+    the trial when it starts), or, run elsewhere or before it was recorded, it started STALE_TRIAL_S ago."""
+    owner = trial.user_attrs.get("process")
+    if owner and owner.get("host") == socket.gethostname():
+        return not _alive(int(owner["pid"]), owner.get("start"))
+    return now - trial.datetime_start.timestamp() > STALE_TRIAL_S
+
+
+def fail_stale_trials(study) -> int:
+    """Mark the study's stale RUNNING trials (:func:`_stale`) failed, so they are run again; returns how many."""
+    import optuna
+
+    n, now = 0, time.time()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if _stale(t, now):
+            try:
+                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+                n += 1
+            except RuntimeError:  # another process of the study failed it first (UpdateFinishedTrialError)
+                pass
+    return n
 
 
 def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
@@ -278,9 +355,12 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     # processes never propose the same values.
     study = _open_study(method, scheme, sparsity, storage, sampler_seed + slot, n_trials, (space, anchor, seeds))
 
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
     def objective(trial):
         from .runner import run_method
 
+        trial.set_user_attr("process", me)  # a rerun fails this trial at once if this process is gone
         hp = suggest(trial, space)
         per_seed = []
         t0 = time.perf_counter()
@@ -296,10 +376,8 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
         return score if math.isfinite(score) else 1e9
 
-    # A trial left RUNNING by a killed process is failed on resume, so it is run again.
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if time.time() - t.datetime_start.timestamp() > STALE_TRIAL_S:
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    # A trial left RUNNING by a killed or stopped process is failed on resume, so it is run again.
+    fail_stale_trials(study)
     # The budget shared out between the study's processes, fixed in advance (slot k runs its quota
     # less the trials it already finished), so the total is exact whenever each process starts.
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -375,6 +453,20 @@ def _study_task(kw: dict) -> dict:
     return run_study(**kw)
 
 
+def _study_job(_spec, kw: dict) -> dict:  # (as :func:`advunlearn.shadows.run_tasks` calls it)
+    return _study_task(kw)
+
+
+def _run_jobs(fn, jobs: list, workers: int, backend: str, address: str | None, on_result=None) -> list:
+    """``fn(None, job)`` for every job: here, on ``workers`` single-thread processes or as Ray tasks.
+    The pool of ``run``, ``ulira`` and the memorisation scores: one Ctrl-C or SIGTERM cancels the queued
+    jobs and ends the running ones with their processes; Optuna's storage keeps every finished trial."""
+    from .shadows import run_tasks
+
+    return run_tasks(None, None, fn, [(j,) for j in jobs], workers=max(1, workers),
+                     backend="ray" if backend == "ray" else "process", address=address, on_result=on_result)
+
+
 def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTINGS, *, workers: int = 1,
          backend: str = "local", address: str | None = None, slots: Mapping[str, int] | None = None,
          log: Callable[[str], None] | None = print, **kw) -> list[dict]:
@@ -406,27 +498,14 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     jobs.sort(key=lambda j: -(slots or {}).get(j["method"], 1))
     t0 = time.perf_counter()
     out: dict[str, dict] = {}
-    if backend == "ray":
-        import ray
 
-        if not ray.is_initialized():
-            ray.init(address=address)
-        task = ray.remote(num_cpus=1)(_study_task)
-        for rec in ray.get([task.remote(j) for j in jobs]):
-            out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
-    elif workers <= 1:
-        for j in jobs:
-            rec = _study_task(j)
-            out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            futs = [ex.submit(_study_task, j) for j in jobs]
-            for f in as_completed(futs):
-                rec = f.result()
-                out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
-                if log:
-                    log(f"{rec['method']:14s} {rec['setting']:13s} trials {rec['n_trials']}  best {rec['chosen_score']:.3f} "
-                        f"(default {rec['default_score']})  [{time.perf_counter() - t0:.0f}s]")
+    def done(rec):
+        out[study_name(rec["method"], rec["scheme"], rec["sparsity"])] = rec
+        if log and (workers > 1 or backend == "ray"):
+            log(f"{rec['method']:14s} {rec['setting']:13s} trials {rec['n_trials']}  best {rec['chosen_score']:.3f} "
+                f"(default {rec['default_score']})  [{time.perf_counter() - t0:.0f}s]")
+
+    _run_jobs(_study_job, jobs, workers, backend, address, on_result=done)
     # the final record of every study, read after all its processes finished
     final = []
     for s, sp in settings:
@@ -437,7 +516,7 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     return sorted(final, key=lambda r: (r["setting"], r["method"]))
 
 
-def _prepare_task(kw: dict) -> None:
+def _prepare_task(_spec, kw: dict) -> None:
     _one_thread()
     from .runner import run_method
 
@@ -459,12 +538,7 @@ def _prepare(settings, workers, kw, attacker: bool = False) -> None:
     for phase in (0, 1):
         jobs = [dict(base, scheme=s, sparsity=sp, seed=seed, attacker=attacker) for s, sp in sorted(settings)
                 for seed in seeds if (sp > 0) == bool(phase)]
-        if workers <= 1:
-            for j in jobs:
-                _prepare_task(j)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as ex:
-                list(ex.map(_prepare_task, jobs))
+        _run_jobs(_prepare_task, jobs, workers, "local", None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import ray  # the dev install includes the ray extra; a missing Ray must fail he
 from advunlearn.batch import load_config, run_batch, run_id
 from advunlearn.config import ConfigError
 from advunlearn import distributed
+from _terminal import popen
 
 # The batch's own notebook; Retrain and FT only, and ADVUNLEARN_FAST=1 (profile tiny), keep a run
 # to seconds of compute.
@@ -445,7 +446,8 @@ def test_stopped_ray_batch_leaves_no_notebook(ray_head, tmp_path, fast_env):
     res = tmp_path / "out"
     cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--backend", "ray",
            "--address", ray_head]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # as a terminal starts it: SIGINT at its default even when this suite runs with it ignored (nohup, `&`)
+    p = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         nb = _notebook_procs(res)
     except AssertionError:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _terminal import popen
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,9 +152,9 @@ def _batch(cfg, res, jobs=1):
     env = {**os.environ, "ADVUNLEARN_FAST": "1", "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("ADVUNLEARN_STORE", None)
     cmd = [sys.executable, "-m", "advunlearn.cli", "batch", str(cfg), "--results", str(res), "--jobs", str(jobs)]
-    # A session of its own, as a terminal gives a command: its process group is its pid.
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # As a terminal starts a command: a session of its own (its process group is its pid) and the stop
+    # signals at their defaults, even when this suite runs with SIGINT or SIGHUP ignored (nohup, `&`).
+    return popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _notebook_of(run_dir, proc, timeout=120):
