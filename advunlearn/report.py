@@ -668,16 +668,20 @@ def parse_blocks(text: str, document: str | Path = "the document") -> list[Block
 
     A marker is a line of its own: ``<!-- report NAME PART -->`` opens a block, ``<!-- /report -->``
     closes it; blocks do not nest.  Any other line that starts like a marker is an error too, so that
-    a typo in a marker never lets a rewrite run past the end of its block.
+    a typo in a marker never lets a rewrite run past the end of its block.  Markers quoted in a fenced
+    code block (between ``` or ~~~ lines) are text, not markers.
     """
     from .config import ConfigError
 
     blocks: list[Block] = []
     opened = None  # (match, its line number, the offsets where its line starts and where the body starts)
     offset = 0
+    fence = None  # the fence (``` or ~~~) of the code block we are in, outside report blocks: markers there are text
     for no, line in enumerate(re.findall(r"[^\n]*\n|[^\n]+$", text), 1):
         stripped = line.strip()
-        if _MARKER_RE.match(line):
+        if opened is None and stripped[:3] in ("```", "~~~"):
+            fence = None if fence == stripped[:3] else fence or stripped[:3]
+        elif fence is None and _MARKER_RE.match(line):
             m = _OPEN_RE.fullmatch(stripped)
             if m:
                 if opened is not None:

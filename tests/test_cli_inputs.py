@@ -306,3 +306,22 @@ def test_the_command_line_prints_one_line_not_a_traceback(tmp_path):
         r = subprocess.run([sys.executable, "-m", "advunlearn.cli", *args], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1
+
+
+def test_a_marker_quoted_in_a_code_block_is_text(tmp_path, capsys):
+    d = _results(tmp_path)
+    path = tmp_path / "README.md"
+    path.write_text("Write a block like this:\n\n```\n<!-- report NAME PART -->\n```\n\n"
+                    "<!-- report toy-table table1 -->\nstale\n<!-- /report -->\n")
+    rc, out, err = run_cli(capsys, "report", d, "--update", path)
+    assert rc == 0 and "1 block(s) rewritten" in out, err
+    assert path.read_text().startswith("Write a block like this:\n\n```\n<!-- report NAME PART -->\n```\n\n")
+
+
+def test_a_record_with_a_bad_value_is_one_line(tmp_path, capsys):
+    d = _results(tmp_path)
+    bad = d / "runs" / "seed0" / "result.json"
+    bad.write_text(json.dumps([{**ROW, "seed": 0, "UA": "abc"}]))
+    rc, out, err = run_cli(capsys, "report", d)
+    msg = one_error_line(err)
+    assert rc == 2 and f"{bad}[0]: bad value in result record" in msg and not (d / "report").exists()
