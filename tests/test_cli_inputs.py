@@ -325,3 +325,20 @@ def test_a_record_with_a_bad_value_is_one_line(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "report", d)
     msg = one_error_line(err)
     assert rc == 2 and f"{bad}[0]: bad value in result record" in msg and not (d / "report").exists()
+
+
+@pytest.mark.parametrize("args, flag", [(TUNE, "--storage {tmp}/ro/tuning"), (ULIRA + ["--out", "{tmp}/ro/u"], "--out {tmp}/ro/u"),
+                                        (["notebooks", "{tmp}/ro/course"], "DIR {tmp}/ro/course")],
+                         ids=["tune-storage", "ulira-out", "notebooks"])
+def test_an_unwritable_folder_is_found_before_any_work(tmp_path, capsys, monkeypatch, args, flag):
+    """A read-only folder (root may write anywhere, so the permission check is simulated)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro and mode & os.W_OK else real(p, mode, **k))
+    args = [a.replace("{tmp}/tuning", "{tmp}/ro/tuning") for a in args]
+    before = snapshot(tmp_path)
+    rc, out, err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in args])
+    msg = one_error_line(err)
+    assert rc == 2 and f"{flag.format(tmp=tmp_path)}: {ro} is not writable" in msg, msg
+    assert snapshot(tmp_path) == before
