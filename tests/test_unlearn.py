@@ -274,8 +274,12 @@ def test_attacker_beats_chance_and_random_forgetting_pushes_it_toward_50(fashion
     _, hist = adversarial_unlearn(model, exp.data, exp.splits, cfg, attacker=attacker, attacker_cfg=acfg,
                                   seed=0, progress=False)
     first, last = hist.records[0], hist.records[-1]
-    assert first["attacker_acc"] > 58            # the pretrained attacker sees D_f as members ...
-    assert abs(last["attacker_acc"] - 50) < abs(first["attacker_acc"] - 50) - 5   # ... much less so after
+    # Judged by the held-out AUC, not the attacker's accuracy: on these 100 + 100 samples the accuracy's
+    # move toward 50 is a coin-flip-sized number (measured over seeds 0-3, MKL default and AVX2 paths:
+    # from 0.5 to 10.5 points, 7.5 and 10.5 at seed 0 on the two paths), the AUC's is not
+    # (0.06 to 0.13 over the same runs; 0.105 and 0.128 at seed 0).
+    assert first["attacker_auc"] > 0.6           # the pretrained attacker sees D_f as members ...
+    assert abs(last["attacker_auc"] - 0.5) < abs(first["attacker_auc"] - 0.5) - 0.03   # ... much less so after
     assert last["forget_acc"] < first["forget_acc"]
     assert last["retain_acc"] > 95
 
