@@ -357,6 +357,11 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
 
     me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
 
+    # values that change how fast, never what, a trial computes (the module's TUNING_FIXED)
+    from .methods import get as _get
+
+    fast = dict(getattr(_get(method).module, "TUNING_FIXED", {}))
+
     def objective(trial):
         from .runner import run_method
 
@@ -365,7 +370,7 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
         per_seed = []
         t0 = time.perf_counter()
         for exp, ref in zip(exps, refs):
-            model, _ = run_method(exp, method, **hp)
+            model, _ = run_method(exp, method, **hp, **fast)
             m = measures(model, exp)
             per_seed.append({"seed": exp.seed, **m, "distance": distance(m, ref)})
         trial.set_user_attr("per_seed", per_seed)

@@ -199,3 +199,20 @@ def test_every_method_runs_its_tuned_values_in_the_memorized_scheme(tmp_path, sp
         # the ablation follows Ours
     abl = resolve_hparams(SimpleNamespace(prof=prof, scheme="memorized", sparsity=sparsity), "ours_no_vss")
     assert abl["alpha"] == pytest.approx(tuned[key]["ours"]["alpha"]) and abl["beta"] == 0.0
+
+
+def test_tuning_fixed_values_change_how_fast_not_what_a_trial_computes(tmp_path, one_thread):
+    """Ours' trials skip the history's records (TUNING_FIXED); the unlearned model is the same."""
+    import torch
+
+    from advunlearn.experiment import Experiment
+    from advunlearn.methods import get, run_method
+
+    fixed = get("ours").module.TUNING_FIXED
+    assert set(fixed) == {"record_every"}
+    exp = Experiment(dataset="digits", profile="tiny", seed=100, results=tmp_path, device="cpu", progress=False)
+    hp = {"iterations": 30, "alpha": 5.0, "beta": 1e-3, "record_every": 5}
+    plain, info = run_method(exp, "ours", **hp)
+    fast, info_fast = run_method(exp, "ours", **{**hp, **fixed})
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values()))
+    assert info_fast["records_time_s"] < info["records_time_s"]

@@ -24,6 +24,8 @@ A method module defines
                of ``Profile.methods`` ("default", "<scheme>", "<scheme>-<dense|sparse>"): the tuner's
                first trial in every setting (:func:`published`), inside SPACE
 ``SOURCE``     where PUBLISHED comes from, in one line
+``TUNING_FIXED`` ``{hparam: value}`` the tuner adds to every trial: values that change how fast, never
+               what, a trial computes (Ours: no history records in the loop); optional
 ``HARD_BOUNDS`` ``{hparam: ("lo"|"hi", why)}``: bounds of SPACE that are limits of the method, not of the
                search (a winner there is not a reason to widen it); optional
 ``CHECKS``     ``{hparam: check}``, ``check(method, name, value) -> value`` raising ConfigError for a

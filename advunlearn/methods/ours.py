@@ -29,6 +29,10 @@ HARD_BOUNDS = {"alpha_off_after": ("hi", "at or above the iterations α stays on
 PUBLISHED = {"default": {"alpha": 0.9, "beta": 1e-3, "iterations": 200, "alpha_off_after": 600},
              "random-dense": {"lr": 0.01}, "random-sparse": {"lr": 0.03},
              "class": {"lr": 0.02, "alpha_off_after": 30}}
+# What a tuning trial changes beyond the searched values: how fast, never what, it computes. The history's
+# records (evaluation for the plots, every record_every iterations) use no random draws of the loop, so
+# the unlearned model is the same with one record at each end (tests/test_tuning.py checks it).
+TUNING_FIXED = {"record_every": 1_000_000}
 SOURCE = "the paper, section 4.2: α 0.9, β 0.001; lr 0.01 / 0.03 (random dense / sparse), 0.02 class-wise with α off after 30 iterations"
 CHECKS: dict = {}               # UnlearnConfig checks every field (validate)
 # 2: D_r-only BatchNorm statistics in the defender step, attacker pretrained on the loop part of D_v,
