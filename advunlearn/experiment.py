@@ -7,6 +7,8 @@ stages, the attacker and the unlearned models.  Every artifact is keyed by the c
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import os
 from dataclasses import dataclass, field
@@ -209,6 +211,22 @@ class Experiment:
         return {"train": accuracy(model, self.data, s.train), "forget": accuracy(model, self.data, s.forget),
                 "retain": accuracy(model, self.data, s.retain), "val": accuracy(model, self.data, s.val),
                 "test": accuracy(model, self.data, s.test)}
+
+
+@contextlib.contextmanager
+def one_thread_if(active: bool):
+    """Compute with one thread while ``active`` (then restore the count): a caller whose work runs in
+    single-thread worker processes computes, and looks up, the same artifacts as they do."""
+    import torch
+
+    before = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active:
+            torch.set_num_threads(before)
 
 
 def compute_threads(device) -> int | None:

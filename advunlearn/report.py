@@ -708,7 +708,8 @@ def parse_blocks(text: str, document: str | Path = "the document") -> list[Block
 
 def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
     """Every markdown piece the report builds, by name: ``table1``, ``table2``, ``strong`` (all settings
-    together) and ``table1/<dataset>/<scheme>``, ``table2/<dataset>/<scheme>`` (one table each)."""
+    together), ``table1/<dataset>/<scheme>``, ``table2/<dataset>/<scheme>`` (one table each) and
+    ``paired`` (Ours against the best baseline per setting, :mod:`advunlearn.comparison`)."""
     recs = _dedupe(records)
     parts: dict[str, str] = {}
     for name, by_setting in (("table1", _table1_by_setting(recs)), ("table2", _table2_by_setting(recs))):
@@ -719,14 +720,20 @@ def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
             parts[f"{name}/{ds}/{sc}"] = t.to_markdown()
     if any(isinstance(r.get("strong"), Mapping) for r in recs):
         parts["strong"] = strong_table(recs)
+    from .comparison import paired, paired_markdown
+
+    rows = paired(recs)
+    if rows:  # Ours against the best baseline, seed by seed (needs Ours, a baseline and two seeds)
+        parts["paired"] = paired_markdown(rows)
     return parts
 
 
 def document_parts(results_dir: str | Path) -> dict[str, str]:
     """:func:`report_parts` of the result records under ``results_dir``, plus ``ulira`` (every U-LiRA
-    record) and ``ulira/<scheme>`` (one scheme's) when the folder holds ``advunlearn ulira`` records."""
+    record), ``ulira/<scheme>`` (one scheme's) and, with several seeds, ``ulira-seeds/<scheme>`` (mean and
+    interval over seeds) when the folder holds ``advunlearn ulira`` records."""
     from .config import ConfigError
-    from .ulira import load_ulira_records, ulira_markdown
+    from .ulira import load_ulira_records, ulira_markdown, ulira_seeds_markdown
 
     results_dir = Path(results_dir)
     exclude = (results_dir / "report").resolve()
@@ -739,6 +746,8 @@ def document_parts(results_dir: str | Path) -> dict[str, str]:
         parts["ulira"] = ulira_markdown(ulira)
         for scheme in sorted({r["scheme"] for r in ulira}):
             parts[f"ulira/{scheme}"] = ulira_markdown([r for r in ulira if r["scheme"] == scheme])
+            if len({r["seed"] for r in ulira if r["scheme"] == scheme}) > 1:  # the spread over seeds
+                parts[f"ulira-seeds/{scheme}"] = ulira_seeds_markdown([r for r in ulira if r["scheme"] == scheme])
     return parts
 
 

@@ -297,14 +297,10 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
                 + (f"  FAILED: {failure(rec)}" if failure(rec) else ""))
 
     if n_workers > 1:  # every artifact of this run computed with one thread, here and in the workers
-        import torch
+        from .experiment import one_thread_if
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread_if(True):
             return _run_with_workers(exp, methods, strong_eval, over, n_workers, out, show, log)
-        finally:
-            torch.set_num_threads(threads)
     return _finish(exp, methods, strong_eval, over, {}, out, show)
 
 

@@ -366,14 +366,26 @@ def ulira_evaluate(exp, methods: Sequence[str] = ("retrain", "ft"), n_shadows: i
     wall time of this call).  Include "retrain": its record is the floor.  ``out``: a JSON file to
     write the records to (``advunlearn report`` reads it).
     """
-    from .runner import record_base
-    from .shadows import DEFAULT_SHADOWS, collect, run_shadows, shadow_plan
-    from .store import atomic_write_json
+    from .experiment import one_thread_if
+    from .shadows import DEFAULT_SHADOWS
 
     n_shadows = DEFAULT_SHADOWS if n_shadows is None else n_shadows
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ConfigError("methods is empty; name at least one method (include 'retrain' for the floor)")
+    # With workers (single-thread processes or Ray tasks of one CPU) this process computes and looks up
+    # the shadows' artifacts with one thread too: the thread count is part of every key.
+    with one_thread_if(workers > 1 or backend == "ray"):
+        return _ulira_evaluate(exp, methods, n_shadows, n_targets, workers, backend, address, n_boot, conf,
+                               overrides, out, log)
+
+
+def _ulira_evaluate(exp, methods, n_shadows, n_targets, workers, backend, address, n_boot, conf, overrides, out,
+                    log) -> list[dict]:
+    from .runner import record_base
+    from .shadows import collect, run_shadows, shadow_plan
+    from .store import atomic_write_json
+
     t0 = time.perf_counter()
     plan = shadow_plan(exp, n_shadows, n_targets)
     if log:
@@ -570,7 +582,65 @@ def ulira_markdown(records: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ulira_seeds_rows(records: Sequence[dict]) -> list[dict]:
+    """Per (dataset, scheme, sparsity, profile, K) and method, over the seeds that ran it: the mean U-LiRA
+    accuracy and NeurIPS score with 95% Student-t intervals over seeds (the last record per seed wins)."""
+    import statistics
+
+    from scipy.stats import t as student
+
+    last: dict[tuple, dict] = {}
+    for r in records:
+        last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r.get("profile"), r["ulira"].get("n_shadows"),
+              r["method"], r["seed"])] = r
+    groups: dict[tuple, list[dict]] = {}
+    for k, r in last.items():
+        groups.setdefault(k[:6], []).append(r)
+
+    def stat(vals):
+        vals = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
+        if not vals:
+            return None, None
+        m = statistics.fmean(vals)
+        if len(vals) < 2:
+            return m, None
+        h = float(student.ppf(0.975, len(vals) - 1)) * statistics.stdev(vals) / math.sqrt(len(vals))
+        return m, (m - h, m + h)
+
+    rows = []
+    for k, rs in groups.items():
+        acc, acc_ci = stat(r["ulira"]["accuracy"] for r in rs)
+        score, score_ci = stat(r.get("neurips", {}).get("score") for r in rs)
+        rows.append({"dataset": k[0], "scheme": k[1], "sparsity": k[2], "profile": k[3], "n_shadows": k[4],
+                     "method": k[5], "seeds": sorted(r["seed"] for r in rs), "accuracy": acc, "accuracy_ci": acc_ci,
+                     "score": score, "score_ci": score_ci})
+    return rows
+
+
+def ulira_seeds_markdown(records: Sequence[dict]) -> str:
+    """Markdown: U-LiRA accuracy and the NeurIPS score per method, mean over seeds with a 95% Student-t
+    interval over seeds (the seed-to-seed spread, on top of each seed's own sampling interval)."""
+    rows = ulira_seeds_rows(records)
+    if not rows:
+        return "_No U-LiRA records (advunlearn ulira ...)._\n"
+    from .methods import names as registered
+    from .report import method_label
+
+    order = list(registered())
+    rows.sort(key=lambda r: (r["dataset"], r["scheme"], r["sparsity"], str(r["profile"]), r["n_shadows"] or 0,
+                             order.index(r["method"]) if r["method"] in order else 99, r["method"]))
+    lines = ["| Setting | Method | K | seeds | U-LiRA acc. (%) | NeurIPS score |", "| --- | --- | ---: | --- | ---: | ---: |"]
+    for r in rows:
+        label = f"{r['dataset']} {r['scheme']} s{r['sparsity']:g}" + (f" ({r['profile']})" if r["profile"] else "")
+        name = "**Retrain (floor)**" if r["method"] == "retrain" else method_label(r["method"])
+        seeds = ", ".join(map(str, r["seeds"]))
+        lines.append(f"| {label} | {name} | {r['n_shadows']} | {seeds} | {_ci(r['accuracy'], r['accuracy_ci'])} | "
+                     f"{_ci(r['score'], r['score_ci'], 1.0, 3)} |")
+    lines += ["", "Mean over seeds; intervals: 95% Student t over the seeds (n = number of seeds)."]
+    return "\n".join(lines) + "\n"
+
+
 __all__ = ["lr_scores", "ulira_attack", "lira_attack", "ci_vs_shadows", "analytic_auc", "DEFAULT_BOOT",
            "FPR_POINTS", "matched_groups", "evaluate_from_phi", "ulira_evaluate", "lira_on_originals",
-           "load_ulira_records", "ulira_markdown", "phi_figure", "membership_figure", "ci_vs_shadows_figure",
+           "load_ulira_records", "ulira_markdown", "ulira_seeds_rows", "ulira_seeds_markdown", "phi_figure", "membership_figure", "ci_vs_shadows_figure",
            "epsilon_figure"]

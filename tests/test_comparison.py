@@ -58,3 +58,32 @@ def test_standing_ranks_methods_before_and_after():
     assert rows["retrain_seed2"]["rank_before"] is None                           # the noise floor: no rank
     md = standing_markdown(list(rows.values()))
     assert "| random, dense | Ours | 1.00 (#3) | 0.12 (#" in md
+
+
+def test_the_report_has_the_paired_part(tmp_path):
+    import json
+
+    from advunlearn.report import document_parts
+
+    (tmp_path / "r.json").write_text(json.dumps(_records([10.4, 10.8, 10.2], [14.0, 13.0, 15.0], [30] * 3)))
+    parts = document_parts(tmp_path)
+    assert "paired" in parts and "**wins**" in parts["paired"]
+
+
+def test_ulira_over_seeds_has_a_student_t_interval():
+    from advunlearn.ulira import ulira_seeds_markdown, ulira_seeds_rows
+
+    def rec(method, seed, acc, score):
+        return {"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": seed, "profile": "cpu",
+                "method": method, "record": "ulira", "ulira": {"accuracy": acc, "n_shadows": 24},
+                "neurips": {"score": score}}
+
+    recs = [rec("retrain", s, 0.50 + 0.01 * s, 0.18) for s in range(3)] + \
+        [rec("ours", s, a, 0.08) for s, a in enumerate((0.70, 0.74, 0.72))]
+    rows = {r["method"]: r for r in ulira_seeds_rows(recs)}
+    ours = rows["ours"]
+    half = 4.302652729911275 * statistics.stdev([0.70, 0.74, 0.72]) / 3 ** 0.5   # t(0.975, 2)
+    assert ours["seeds"] == [0, 1, 2] and ours["accuracy"] == pytest.approx(0.72)
+    assert ours["accuracy_ci"] == pytest.approx((0.72 - half, 0.72 + half))
+    md = ulira_seeds_markdown(recs)
+    assert "| 0, 1, 2 | 72.0 [" in md and "**Retrain (floor)**" in md

@@ -311,3 +311,26 @@ def test_memorized_scheme_trains_its_score_models_in_worker_processes(tmp_path, 
     two = _digits(tmp_path / "two", scheme="memorized", seed=3, memorization_shadows=4, memorization_workers=2)
     assert one.splits.forget.tolist() == two.splits.forget.tolist()
     assert one.forget_key() == two.forget_key()  # the worker count is not part of any key
+
+
+def test_ulira_with_workers_computes_every_shadow_once_whatever_the_callers_threads(tmp_path):
+    """Workers compute with one thread; the caller, though it has two, looks their artifacts up (and
+    computes anything of its own) with one thread too, so nothing is computed twice."""
+    import json
+
+    import torch
+
+    from advunlearn.ulira import ulira_evaluate
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        exp = _digits(tmp_path)
+        recs = ulira_evaluate(exp, ["ft"], n_shadows=4, n_boot=0, workers=2, log=None)
+        assert torch.get_num_threads() == 2                   # restored
+    finally:
+        torch.set_num_threads(before)
+    assert recs[0]["cost"]["computed"] == 12 and recs[0]["cost"]["reused"] == 0   # 4 x (original, reference, ft)
+    keys = [json.loads(p.read_text()) for p in tmp_path.rglob("config.json")]
+    threads = {json.dumps(k, sort_keys=True).count('"threads": 2') for k in keys}
+    assert threads == {0}, "an artifact was computed with the caller's two threads"
