@@ -216,3 +216,35 @@ def test_tuning_fixed_values_change_how_fast_not_what_a_trial_computes(tmp_path,
     fast, info_fast = run_method(exp, "ours", **{**hp, **fixed})
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values()))
     assert info_fast["records_time_s"] < info["records_time_s"]
+
+
+def _open_same_storage(args):
+    from advunlearn.tuning import _open_study
+
+    storage, barrier_path, i = args
+    import os
+    import time
+
+    # start together: wait until every process has touched its flag file
+    open(f"{barrier_path}.{i}", "w").close()
+    while len([p for p in os.listdir(os.path.dirname(barrier_path)) if p.startswith("go.")]) < 4:
+        time.sleep(0.01)
+    st = _open_study("ft", "random", 0.0, storage, 0, 5, ({"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)},
+                                                          {"lr": 0.01, "epochs": 10}, [100]))
+    return len(st.trials)
+
+
+def test_processes_creating_one_new_storage_at_once_all_succeed_with_one_enqueued_trial(tmp_path):
+    """Four processes open the same new study storage at the same moment: none fails (the SQLite schema's
+    creation races otherwise: sqlite3.IntegrityError on alembic_version) and trial 0 is enqueued once."""
+    import multiprocessing as mp
+
+    import optuna
+
+    ctx = mp.get_context("spawn")
+    barrier = tmp_path / "go"
+    with ctx.Pool(4) as pool:
+        got = pool.map(_open_same_storage, [(str(tmp_path / "db"), str(barrier), i) for i in range(4)])
+    assert got == [1, 1, 1, 1]
+    st = optuna.load_study(study_name="ft.random-dense", storage=f"sqlite:///{tmp_path / 'db' / 'ft.random-dense.db'}")
+    assert len(st.trials) == 1 and st.trials[0].system_attrs["fixed_params"] == {"lr": 0.01, "epochs": 10}
