@@ -250,10 +250,30 @@ def settings_fingerprint() -> str:
     return config_hash({"profiles": profiles, "versions": {**versions(), "strong": STRONG_VERSION}})[:16]
 
 
-def is_current(status: dict | None, run_dir: Path, fingerprint: str) -> bool:
-    """Whether a run is done, its records are there, and it ran under the current profile settings."""
+def is_current(status: dict | None, run_dir: Path, fingerprint: str, threads: int | None = None) -> bool:
+    """Whether a run is done, its records are there, and it ran under the current profile settings
+    (and, given ``threads``, with that many CPU threads: results depend on the thread count)."""
     return bool(status and status.get("state") == "done" and (run_dir / "result.json").exists()
-                and status.get("settings") == fingerprint)
+                and status.get("settings") == fingerprint
+                and (threads is None or status.get("threads") == threads))
+
+
+def run_threads(env: dict | None = None) -> int:
+    """The CPU threads a run's notebook computes with in ``env`` (``ADVUNLEARN_THREADS``, else every
+    core: what :func:`advunlearn.train.resolve_device` sets)."""
+    env = os.environ if env is None else env
+    return max(1, int(env.get("ADVUNLEARN_THREADS") or os.cpu_count() or 1))
+
+
+def planned_threads(cfg: "BatchConfig", runs: list[dict], backend: str = "local") -> int:
+    """The thread count every run of the batch computes with: fixed by the whole grid (not by how many
+    runs are left), so a resumed batch computes its remaining runs as the first start did."""
+    if backend == "ray":
+        from .distributed import cpus_per_run
+
+        return int(cpus_per_run())
+    _, env = resolve_jobs(cfg.jobs, len(runs), runs)
+    return run_threads({**os.environ, **env})
 
 
 # The papermill processes of the runs in progress, so that a stopped batch running several side by
@@ -311,7 +331,7 @@ def execute_run(cfg_notebook: str, params: dict, run_dir: str, store: str, timeo
     text = out.decode(errors="replace") if out else ""
     ok = proc.returncode == 0 and not timed_out and (run_dir / "result.json").exists()
     status = {"state": "done" if ok else "failed", "wall_s": round(wall, 2), "params": params,
-              "settings": settings_fingerprint()}
+              "settings": settings_fingerprint(), "threads": run_threads(env)}
     if not ok:
         status["error"] = (f"timed out after {timeout:g} s" if timed_out else _error_summary(text, nb_out))
     atomic_write_json(run_dir / "status.json", status)
@@ -533,11 +553,14 @@ def write_results_csv(recs: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
+def _run_local(cfg: BatchConfig, todo: list, store: Path, log, threads: int | None = None) -> None:
     """The local backend: the runs in grid order, ``cfg.jobs`` of them side by side."""
-    n_jobs, env = resolve_jobs(cfg.jobs, len(todo), [p for p, _ in todo])
+    n_jobs, _ = resolve_jobs(cfg.jobs, len(todo), [p for p, _ in todo])
+    # every run with the batch's planned thread count, however many are left (results depend on it)
+    t = str(threads if threads is not None else run_threads())
+    env = {"ADVUNLEARN_THREADS": t, "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t}
     if n_jobs > 1:
-        log(f"{n_jobs} runs side by side, {env['ADVUNLEARN_THREADS']} thread(s) each")
+        log(f"{n_jobs} runs side by side, {t} thread(s) each")
 
     def one(i, p, d):
         log(f"[{i}/{len(todo)}] {d.name} ...")
@@ -545,10 +568,6 @@ def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
         msg = f"done in {st['wall_s']:.1f}s" if st["state"] == "done" else f"FAILED: {st['error']}"
         log(f"[{i}/{len(todo)}] {d.name} {msg}")
 
-    if n_jobs == 1:
-        for i, (p, d) in enumerate(todo, 1):
-            one(i, p, d)
-        return
     from concurrent.futures import ThreadPoolExecutor
 
     # The runs' processes inherit this environment (execute_run copies os.environ); it is restored after.
@@ -557,7 +576,10 @@ def _run_local(cfg: BatchConfig, todo: list, store: Path, log) -> None:
     # threads only wait on the papermill processes; each run is a process of its own
     pool = ThreadPoolExecutor(max_workers=n_jobs)
     try:
-        for f in [pool.submit(one, i, p, d) for i, (p, d) in enumerate(todo, 1)]:
+        if n_jobs == 1:
+            for i, (p, d) in enumerate(todo, 1):
+                one(i, p, d)
+        for f in ([] if n_jobs == 1 else [pool.submit(one, i, p, d) for i, (p, d) in enumerate(todo, 1)]):
             f.result()
     except BaseException:  # stopped (a signal, Ctrl-C) or a run's error: end every notebook in progress
         _STOPPING.set()
@@ -632,15 +654,18 @@ def _run_grid(cfg: BatchConfig, runs: list[dict], backend: str, address: str | N
         _check_writable(cfg.results)
         store = cfg.results / "store"
         todo, fingerprint = [], settings_fingerprint()
+        threads = planned_threads(cfg, runs, backend)
         for p in runs:
             d = cfg.results / "runs" / run_id(p)
             st = run_status(d)
-            if is_current(st, d, fingerprint):
+            if is_current(st, d, fingerprint, threads):
                 log(f"[skip] {d.name}: done earlier")
             else:
                 if st and st.get("state") == "done":
-                    log(f"[redo] {d.name}: done earlier under other profile settings or method versions "
-                        "(settings_fingerprint changed)")
+                    why = ("profile settings or method versions (settings_fingerprint changed)"
+                           if st.get("settings") != fingerprint else
+                           f"{st.get('threads')} thread(s) per run, not {threads}")
+                    log(f"[redo] {d.name}: done earlier under other {why}")
                 todo.append((p, d))
         log(f"batch {cfg.name}: {len(runs)} run(s), {len(runs) - len(todo)} done, {len(todo)} to run "
             f"({cfg.notebook.name}, backend {backend})")
@@ -649,7 +674,7 @@ def _run_grid(cfg: BatchConfig, runs: list[dict], backend: str, address: str | N
 
             run_on_ray(cfg, todo, store, address, log)
         else:
-            _run_local(cfg, todo, store, log)
+            _run_local(cfg, todo, store, log, threads)
     finally:
         if backend == "ray":
             from .distributed import shutdown

@@ -109,7 +109,8 @@ def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkey
         d = Path(run_dir)
         d.mkdir(parents=True, exist_ok=True)
         (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
-        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint()}
+        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint(),
+              "threads": batch.run_threads()}
         (d / "status.json").write_text(json.dumps(st))
         return st
 
@@ -232,3 +233,41 @@ def test_two_jobs_give_the_same_results_as_one(tmp_path):
         assert ("2 runs side by side" in r.stdout) == (jobs == "2"), r.stdout
         rows[jobs] = _rows(res / "results.csv")
     assert len(rows["1"]) == 4 and rows["2"] == rows["1"]
+
+
+def test_a_run_done_with_another_thread_count_is_redone_and_every_run_gets_the_planned_count(tmp_path, monkeypatch):
+    """Results depend on the CPU thread count: a batch gives every run the count its whole grid plans
+    (also the last run of a resumed batch), records it in status.json, and redoes a run done with another."""
+    from advunlearn import batch
+
+    seen = []
+
+    def fake_execute(nb, params, run_dir, store, timeout):
+        seen.append((Path(run_dir).name, batch.run_threads()))
+        d = Path(run_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
+        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint(),
+              "threads": batch.run_threads()}
+        (d / "status.json").write_text(json.dumps(st))
+        return st
+
+    monkeypatch.setattr(batch, "execute_run", fake_execute)
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(batch, "_cuda_available", lambda: False)
+    monkeypatch.delenv("ADVUNLEARN_THREADS", raising=False)
+    cfg = write(tmp_path, GOOD + "report: false\njobs: auto\n")
+    res = tmp_path / "r"
+    assert run_batch(cfg, results=res, log=lambda *_: None) == 0
+    assert [t for _, t in seen] == [1, 1]                     # two runs on two cores: one thread each
+    # one run's status says two threads: it alone is redone, with one thread again (not two, though it is
+    # the only run left)
+    d = res / "runs" / seen[0][0]
+    st = json.loads((d / "status.json").read_text())
+    (d / "status.json").write_text(json.dumps({**st, "threads": 2}))
+    seen.clear()
+    logs = []
+    assert run_batch(cfg, results=res, log=logs.append) == 0
+    assert seen == [(d.name, 1)]
+    assert any(l.startswith("[redo]") and "2 thread(s) per run, not 1" in l for l in logs), logs
+    assert "ADVUNLEARN_THREADS" not in batch.os.environ          # restored after the batch
