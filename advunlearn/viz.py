@@ -240,12 +240,12 @@ def method_label(name: str) -> str:
     return label(name)
 
 
-# 24 distinct colours for the methods (a registry of 14 and more): Retrain dark grey, Ours the red that
-# the course uses for it, the others in registry order from plotly's Dark24 without those two.
+# 24 distinct colours for the methods (a registry of 15 and more): Retrain dark grey, Ours the red that
+# the course uses for it, the others in registry order, no red among them.
 OURS_COLOR, RETRAIN_COLOR = "#d62728", "#444444"
-_METHOD_PALETTE = ("#2E91E5", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B", "#511CFB",
-                   "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1",
-                   "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038", "#22FFA7", "#E2E2E2")
+_METHOD_PALETTE = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#e377c2", "#000080",
+                   "#00a08b", "#b68100", "#511cfb", "#6c7c32", "#862a16", "#620042", "#778aae", "#1ca71c", "#da60ca",
+                   "#6c4516", "#0d2a63", "#22ffa7", "#b2828d", "#750d86", "#2e91e5")
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
