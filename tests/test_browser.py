@@ -198,8 +198,14 @@ def _prepopulate(work) -> dict:
     nb = nbformat.read(work["nbdir"] / EXPLORER_NB, as_version=4)
     upto = _code_cell_index(nb, "Explorer(")
     ns: dict = {}
+    import torch
+
+    # the kernels compute with one thread, and the thread count is part of every store key: the grid
+    # stored here must be the one the browser's kernel reads back, not a two-thread twin of it
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(work["env"]["ADVUNLEARN_THREADS"]))
     try:
-        with _environ(**{k: work["env"][k] for k in ("ADVUNLEARN_STORE", "ADVUNLEARN_PROGRESS")}), \
+        with _environ(**{k: work["env"][k] for k in ("ADVUNLEARN_STORE", "ADVUNLEARN_PROGRESS", "ADVUNLEARN_THREADS")}), \
                 _without("ADVUNLEARN_FAST"):
             for i, cell in enumerate(nb.cells[:upto]):
                 if cell.cell_type == "code":
@@ -208,6 +214,7 @@ def _prepopulate(work) -> dict:
     except Exception:  # noqa: BLE001 - reported by the explorer test
         return {"error": "05_explorer's cells up to the explorer failed:\n" + traceback.format_exc()}
     finally:
+        torch.set_num_threads(threads)
         _took("fixture: 05 cells up to the explorer, in process (fills the store)", t0)
     return {"error": None, "grid": g, "dataset": ns["dataset"], "profile": ns["profile"], "fast": ns["FAST"],
             "alphas": sorted(map(float, ns["alphas"])),
