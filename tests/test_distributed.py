@@ -360,7 +360,7 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
     assert len(done) == 2 and [l for l in done if "attempt 2" in l and target.name in l], logs
     for name in names:
         st = json.loads((tmp_path / "ray" / "runs" / name / "status.json").read_text())
-        assert st["state"] == "done" and set(st) == {"state", "wall_s", "params", "settings"}
+        assert st["state"] == "done" and set(st) == {"state", "wall_s", "params", "settings", "threads"}
 
     rc = run_batch(cfg, results=tmp_path / "local", backend="local", log=lambda m: None)
     assert rc == 0
