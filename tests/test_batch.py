@@ -97,15 +97,12 @@ def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     assert {r["method"] for r in _rows(res / "results.csv")} == {"retrain", "ft"}
 
 
-def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkeypatch):
-    # A run's params name its profile, not the profile's values: a run finished before a default
-    # changed (here the tiny digits unlearning settings) must not be kept as if it were current.
-    from advunlearn import batch, config
-
-    executed = []
+def _fake_execute(calls: list):
+    """An execute_run that writes a done run at once and appends (run name, its thread count) to ``calls``."""
+    from advunlearn import batch
 
     def fake_execute(nb, params, run_dir, store, timeout):
-        executed.append(Path(run_dir).name)
+        calls.append((Path(run_dir).name, batch.run_threads()))
         d = Path(run_dir)
         d.mkdir(parents=True, exist_ok=True)
         (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
@@ -114,17 +111,30 @@ def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkey
         (d / "status.json").write_text(json.dumps(st))
         return st
 
-    monkeypatch.setattr(batch, "execute_run", fake_execute)
+    return fake_execute
+
+
+def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkeypatch):
+    # A run's params name its profile, not the profile's values: a run finished before a default
+    # changed (here the tiny digits unlearning settings) must not be kept as if it were current.
+    from advunlearn import batch, config
+
+    calls = []
+
+    def executed():
+        return [name for name, _ in calls]
+
+    monkeypatch.setattr(batch, "execute_run", _fake_execute(calls))
     cfg = write(tmp_path, GOOD + "report: false\n")
     res = tmp_path / "r"
     assert run_batch(cfg, results=res, log=lambda *_: None) == 0
-    first = sorted(executed)
+    first = sorted(executed())
     assert len(first) == 2
 
-    executed.clear()
+    calls.clear()
     logs = []
     assert run_batch(cfg, results=res, log=logs.append) == 0
-    assert executed == [] and sum(l.startswith("[skip]") for l in logs) == 2
+    assert executed() == [] and sum(l.startswith("[skip]") for l in logs) == 2
 
     before = batch.settings_fingerprint()
     changed = {k: v.updated(alpha=v.alpha + 1.0) for k, v in config.PROFILES["tiny"]["digits"]["unlearn"].items()}
@@ -132,7 +142,7 @@ def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkey
     assert batch.settings_fingerprint() != before
     logs.clear()
     assert run_batch(cfg, results=res, log=logs.append) == 0
-    assert sorted(executed) == first
+    assert sorted(executed()) == first
     assert sum(l.startswith("[redo]") and "other profile settings" in l for l in logs) == 2, logs
 
     # A status written before fingerprints existed cannot be trusted either.
@@ -140,9 +150,9 @@ def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkey
     st = json.loads((d / "status.json").read_text())
     del st["settings"]
     (d / "status.json").write_text(json.dumps(st))
-    executed.clear()
+    calls.clear()
     assert run_batch(cfg, results=res, log=lambda *_: None) == 0
-    assert executed == [first[0]]
+    assert executed() == [first[0]]
 
 
 @pytest.mark.slow
@@ -241,18 +251,7 @@ def test_a_run_done_with_another_thread_count_is_redone_and_every_run_gets_the_p
     from advunlearn import batch
 
     seen = []
-
-    def fake_execute(nb, params, run_dir, store, timeout):
-        seen.append((Path(run_dir).name, batch.run_threads()))
-        d = Path(run_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
-        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint(),
-              "threads": batch.run_threads()}
-        (d / "status.json").write_text(json.dumps(st))
-        return st
-
-    monkeypatch.setattr(batch, "execute_run", fake_execute)
+    monkeypatch.setattr(batch, "execute_run", _fake_execute(seen))
     monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(batch, "_cuda_available", lambda: False)
     monkeypatch.delenv("ADVUNLEARN_THREADS", raising=False)
