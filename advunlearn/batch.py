@@ -531,11 +531,9 @@ def _check_publish_dest(src: Path, dest: Path) -> None:
             raise ConfigError(f"DEST {dest}: {p} is a file; DEST must be {what} (e.g. results/published/{rs.name})")
     if (dest / "results.csv").is_dir():
         raise ConfigError(f"DEST {dest}: {dest / 'results.csv'} is a folder; publish writes a file there")
-    parent = next((p for p in (dest, *dest.parents) if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ConfigError(f"DEST {dest}: {parent} is a file, so the folder cannot be created")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"DEST {dest}: {parent} is not writable; choose a folder you can write to")
+    from .store import folder_to_write
+
+    folder_to_write("DEST", dest, f"results/published/{rs.name}")
 
 def write_results_csv(recs: list[dict], path: Path) -> None:
     import csv

@@ -13,20 +13,9 @@ from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice,
 
 
 def _folder_to_write(flag: str, path, example: str = "") -> Path:
-    """``path`` as a folder this process can create or write into; a ConfigError naming ``flag``
-    otherwise (found before any work starts, not after hours of it)."""
-    import os
+    from .store import folder_to_write
 
-    path = Path(path)
-    hint = f" (e.g. {example})" if example else ""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path} is a file, not a folder; give a folder{hint}")
-    there = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not there.is_dir():
-        raise ConfigError(f"{flag} {path}: {there} is a file, so the folder cannot be created; give a folder{hint}")
-    if not os.access(there, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: {there} is not writable; give a folder you can write to{hint}")
-    return path
+    return folder_to_write(flag, path, example)
 
 
 def _file_to_write(flag: str, path, example: str = "") -> Path:

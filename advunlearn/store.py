@@ -54,6 +54,23 @@ def _write_error(path: Path, e: OSError) -> StoreError:
     return StoreError(f"cannot write {path}: {why}. {fix}.")
 
 
+def folder_to_write(flag: str, path, example: str = "") -> Path:
+    """``path`` as a folder this process can create or write into; a ConfigError naming ``flag``
+    otherwise (found before any work starts, not after hours of it)."""
+    from .config import ConfigError
+
+    path = Path(path)
+    hint = f" (e.g. {example})" if example else ""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; give a folder{hint}")
+    there = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not there.is_dir():
+        raise ConfigError(f"{flag} {path}: {there} is a file, so the folder cannot be created; give a folder{hint}")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {there} is not writable; give a folder you can write to{hint}")
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
@@ -251,5 +268,5 @@ class Store:
             fh.close()
 
 
-__all__ = ["Store", "StoreError", "CheckpointError", "config_hash", "save_model", "load_model",
+__all__ = ["Store", "StoreError", "folder_to_write", "CheckpointError", "config_hash", "save_model", "load_model",
            "save_state", "load_state", "atomic_write_json", "atomic_write_bytes", "read_json"]
