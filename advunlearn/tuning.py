@@ -270,8 +270,7 @@ def _open_study(method, scheme, sparsity, storage, sampler_seed, n_trials, creat
                 if create_with is not None and not study.trials:
                     space, anchor, seeds = create_with
                     study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
-                    study.set_user_attr("space", {k: [v[0], list(v[1])] if v[0] == "cat" else list(v)
-                                                  for k, v in space.items()})
+                    study.set_user_attr("space", _space_json(space))
                     study.set_user_attr("seeds", list(seeds))
                     study.set_user_attr("sampler_seed", study_seed(name, sampler_seed))
             return study
@@ -351,6 +350,7 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
     refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
     anchor = published_values(method, scheme, sparsity)
+    check_stored_space(method, scheme, sparsity, storage)
     # Each process of a study (``slot`` of ``n_slots``) samples with its own seed, so side-by-side
     # processes never propose the same values.
     study = _open_study(method, scheme, sparsity, storage, sampler_seed + slot, n_trials, (space, anchor, seeds))
@@ -395,6 +395,28 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     if share:
         study.optimize(objective, n_trials=share, catch=(FloatingPointError, RuntimeError, ValueError))
     return study_record(study, method, scheme, sparsity, refs, seeds)
+
+
+def _space_json(space: Mapping[str, tuple]) -> dict:
+    return {k: [v[0], list(v[1])] if v[0] == "cat" else list(v) for k, v in space.items()}
+
+
+def check_stored_space(method: str, scheme: str, sparsity: float, storage) -> None:
+    """A ConfigError if the study stored under ``storage`` searched another space than the method's
+    SPACE now (a widened space starts a new study: move the old file aside, it records the edge)."""
+    url = _storage_url(storage, study_name(method, scheme, sparsity))
+    if not url.startswith("sqlite:///") or not Path(url[len("sqlite:///"):]).exists():
+        return
+    import optuna
+
+    try:
+        st = optuna.load_study(study_name=study_name(method, scheme, sparsity), storage=url)
+    except KeyError:  # the file holds no such study yet
+        return
+    stored, now = st.user_attrs.get("space"), _space_json(method_space(method))
+    if stored is not None and stored != now:
+        raise ConfigError(f"study {study_name(method, scheme, sparsity)} in {url[len('sqlite:///'):]} searched {stored}, "
+                          f"but {method}'s SPACE is now {now}; move that file aside to start the study again")
 
 
 def published_values(method: str, scheme: str, sparsity: float) -> dict[str, Any]:

@@ -248,3 +248,14 @@ def test_processes_creating_one_new_storage_at_once_all_succeed_with_one_enqueue
     assert got == [1, 1, 1, 1]
     st = optuna.load_study(study_name="ft.random-dense", storage=f"sqlite:///{tmp_path / 'db' / 'ft.random-dense.db'}")
     assert len(st.trials) == 1 and st.trials[0].system_attrs["fixed_params"] == {"lr": 0.01, "epochs": 10}
+
+
+def test_a_study_of_another_space_is_not_resumed(tmp_path, monkeypatch, one_thread):
+    from advunlearn.methods import get
+
+    kw = dict(dataset="digits", profile="tiny", seeds=[100], storage=tmp_path / "db", results=tmp_path / "store")
+    run_study("ssd", "random", 0.0, n_trials=1, **kw)
+    mod = get("ssd").module
+    monkeypatch.setattr(mod, "SPACE", {**mod.SPACE, "alpha": ("log", 0.1, 5000.0)})
+    with pytest.raises(ConfigError, match=r"ssd.random-dense .* SPACE is now .*move that file aside"):
+        run_study("ssd", "random", 0.0, n_trials=2, **kw)
