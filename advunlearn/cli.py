@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
+from .core.config import DATASETS, PROFILE_NAMES, SCHEMES, ConfigError, check_choice, check_range
 
 
 def _folder_to_write(flag: str, path, example: str = "") -> Path:
-    from .store import folder_to_write
+    from .core.store import folder_to_write
 
     return folder_to_write(flag, path, example)
 
@@ -56,9 +56,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_pretrain(a) -> int:
-    from .experiment import DEFAULT_RESULTS, Experiment
+    from .experiments.experiment import DEFAULT_RESULTS, Experiment
 
-    from .config import check_range
+    from .core.config import check_range
 
     check_range("sparsity", a.sparsity, 0, 1, hi_open=True)  # before any training
     out = {}
@@ -68,7 +68,7 @@ def cmd_pretrain(a) -> int:
                          results=a.results or DEFAULT_RESULTS, data_root=a.data_root, progress=not a.no_progress)
         model, meta = exp.original()
         acc = exp.accuracies(model)
-        from .prune import sparsity_of
+        from .core.prune import sparsity_of
 
         row = {"model": exp.prof.model, "sparsity": round(sparsity_of(model), 4), "train_acc": acc["train"],
                "val_acc": acc["val"], "test_acc": acc["test"], "train_time_s": meta.get("time_s"),
@@ -83,8 +83,8 @@ def cmd_pretrain(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from .experiment import DEFAULT_RESULTS, Experiment
-    from .runner import records_markdown, run_experiment
+    from .experiments.experiment import DEFAULT_RESULTS, Experiment
+    from .experiments.runner import records_markdown, run_experiment
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods is not None else None
     if methods is not None:
@@ -95,7 +95,7 @@ def cmd_run(a) -> int:
                               f"{', '.join(names())}, or leave it out for all of them")
         check_names(methods, where="--methods")
     if a.sparsity is not None:
-        from .config import check_range
+        from .core.config import check_range
 
         check_range("sparsity", a.sparsity, 0, 1, hi_open=True)
     if a.scheme == "random" and a.forget_class is not None:
@@ -116,7 +116,7 @@ def cmd_run(a) -> int:
     kw = {"methods": methods} if methods else {}
     ours = {k: getattr(a, k) for k in ("alpha", "beta", "lr", "iterations") if getattr(a, k) is not None}
     out = a.out or (Path(exp.results) / "experiments" / f"{_run_name(a, exp, methods, ours)}.json")
-    from .metrics import DivergedError
+    from .evaluation.metrics import DivergedError
 
     try:
         recs = run_experiment(exp, strong_eval=a.strong_eval, ours_overrides=ours, out=out, **kw)
@@ -173,7 +173,7 @@ def cmd_report(a) -> int:
 
 
 def cmd_tune(a) -> int:
-    from .tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune, tuned_path
+    from .studies.tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune, tuned_path
 
     # every value and path is checked here, before the first model is trained
     check_choice("dataset", a.dataset, DATASETS)
@@ -212,7 +212,7 @@ def cmd_tune(a) -> int:
         _file_to_write(f"--tuned-dir {folder}: the frozen values' file", tuned_path(a.profile, a.dataset, folder))
         if a.record is not None:
             _file_to_write("--record", a.record, "tuning-record.json")
-    from .stopping import stop_on_signals
+    from .core.stopping import stop_on_signals
 
     with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
         records = tune(methods, [allowed[n] for n in names], workers=a.workers, backend=a.backend,
@@ -228,10 +228,10 @@ def cmd_tune(a) -> int:
 
 
 def cmd_ulira(a) -> int:
-    from .experiment import DEFAULT_RESULTS, Experiment
-    from .runner import ALL_METHODS
-    from .shadows import DEFAULT_SHADOWS
-    from .ulira import ulira_evaluate
+    from .experiments.experiment import DEFAULT_RESULTS, Experiment
+    from .experiments.runner import ALL_METHODS
+    from .studies.shadows import DEFAULT_SHADOWS
+    from .studies.ulira import ulira_evaluate
 
     methods = _names("--methods", a.methods, ALL_METHODS)
     if "retrain" not in methods:  # U-LiRA's floor and the NeurIPS score are measured against Retrain's shadows
@@ -260,7 +260,7 @@ def cmd_ulira(a) -> int:
                      memorization_workers=a.workers if a.backend == "process" else 1)
     name = f"ulira_{a.dataset}_{a.scheme}_seed{a.seed}_{a.profile}_k{shadows}_{'-'.join(methods)}.json"
     out = Path(a.out) / name if a.out else Path(exp.results) / "ulira" / name
-    from .stopping import stop_on_signals
+    from .core.stopping import stop_on_signals
 
     with stop_on_signals():  # SIGTERM/SIGHUP stop it as Ctrl-C does: the workers end, exit 128 + signal
         ulira_evaluate(exp, methods, shadows, a.targets, workers=a.workers, backend=a.backend, address=a.address,
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"advunlearn: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # clear one-line errors for the known failure kinds
-        from .data import DatasetNotFoundError
-        from .store import CheckpointError, StoreError
+        from .core.data import DatasetNotFoundError
+        from .core.store import CheckpointError, StoreError
 
         if isinstance(e, (DatasetNotFoundError, CheckpointError, StoreError)):
             print(f"advunlearn: error: {e}", file=sys.stderr)

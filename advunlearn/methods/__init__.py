@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Mapping
 
-from ..config import SCHEMES, ConfigError
+from ..core.config import SCHEMES, ConfigError
 
 # Profile.methods keys, least specific first (the order they are merged in).
 METHOD_KEYS = ("default",) + SCHEMES + tuple(f"{s}-{d}" for s in SCHEMES for d in ("dense", "sparse"))

@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import ConfigError, check_choice, check_range
-from ..prune import apply_masks
-from ..train import _progress, make_sgd, prepare_model
+from ..core.config import ConfigError, check_choice, check_range
+from ..core.prune import apply_masks
+from ..core.train import _progress, make_sgd, prepare_model
 
 
 # ---------------------------------------------------------------------------------------------

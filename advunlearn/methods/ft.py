@@ -9,7 +9,7 @@ Its recipe is a TrainConfig: the profile's ``finetune`` is its profile value (Ji
 
 from __future__ import annotations
 
-from ..config import TrainConfig
+from ..core.config import TrainConfig
 from . import _common as C
 
 LABEL = "FT"
@@ -33,7 +33,7 @@ def profile_values(prof, scheme: str, sparsity: float) -> dict:
 
 def fit_run(name: str, exp, idx, hparams: dict, ascent: bool = False):
     """FT and GA: :func:`advunlearn.train.fit` from a copy of θ0 on ``idx``."""
-    from ..train import fit
+    from ..core.train import fit
 
     cfg = TrainConfig.from_dict({**DEFAULTS, **hparams}, where=name)
     model, masks = C.start(exp)

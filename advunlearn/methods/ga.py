@@ -8,7 +8,7 @@ Its recipe is a TrainConfig: the profile's ``ga`` is its profile value (Jia et a
 
 from __future__ import annotations
 
-from ..config import TrainConfig
+from ..core.config import TrainConfig
 from . import _common as C
 from .ft import fit_run
 

@@ -21,8 +21,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..config import check_range
-from ..prune import apply_masks
+from ..core.config import check_range
+from ..core.prune import apply_masks
 from . import _common as C
 
 LABEL = "IU"

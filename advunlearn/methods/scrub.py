@@ -124,7 +124,7 @@ def run(exp, **hparams):
 def _validation(exp) -> torch.Tensor:
     """SCRUB+R's validation data: the part of D_v Algorithm 1's loop samples (the held-out part stays
     unseen by every method, for the tuner and the evaluation)."""
-    from ..unlearn import split_validation
+    from ..dau.unlearn import split_validation
 
     return split_validation(exp.splits.val, exp.seed)[0].to(exp.data.device)
 
@@ -132,7 +132,7 @@ def _validation(exp) -> torch.Tensor:
 @torch.no_grad()
 def _error(model: nn.Module, data, idx: torch.Tensor) -> float:
     """Error (percent) of ``model`` in eval mode on ``idx``; the model's mode is restored."""
-    from ..train import predict
+    from ..core.train import predict
 
     was = model.training
     model.eval()
