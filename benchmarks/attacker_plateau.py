@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None):
-    from advunlearn.attacker import pretrain_attacker
-    from advunlearn.experiment import Experiment
-    from advunlearn.unlearn import split_validation
+    from advunlearn.dau.attacker import pretrain_attacker
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.dau.unlearn import split_validation
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset", default="fashion-mnist")

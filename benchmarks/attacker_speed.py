@@ -29,11 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advunlearn.attacker import pretrain_attacker  # noqa: E402
-from advunlearn.config import AttackerConfig  # noqa: E402
-from advunlearn.experiment import Experiment  # noqa: E402
-from advunlearn.runner import unlearn_config  # noqa: E402
-from advunlearn.unlearn import adversarial_unlearn  # noqa: E402
+from advunlearn.dau.attacker import pretrain_attacker  # noqa: E402
+from advunlearn.core.config import AttackerConfig  # noqa: E402
+from advunlearn.experiments.experiment import Experiment  # noqa: E402
+from advunlearn.methods.ours import unlearn_config  # noqa: E402
+from advunlearn.dau.unlearn import adversarial_unlearn  # noqa: E402
 
 
 def attacker_forward_flops(n: int, k: int, cfg: AttackerConfig) -> float:
@@ -62,8 +62,8 @@ def compile_check(acfg: AttackerConfig, k: int = 10, steps: int = 200) -> dict:
     compilation (a later process with a warm cache compiles in seconds)."""
     import os
 
-    from advunlearn.attacker import Attacker, make_attacker_optimizer
-    from advunlearn.train import resolve_device
+    from advunlearn.dau.attacker import Attacker, make_attacker_optimizer
+    from advunlearn.core.train import resolve_device
 
     resolve_device("cpu")  # ADVUNLEARN_THREADS
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")

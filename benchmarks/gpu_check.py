@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from advunlearn.config import PAPER_UNLEARN, AttackerConfig, TrainConfig  # noqa: E402
-from advunlearn.experiment import Experiment  # noqa: E402
-from advunlearn.metrics import evaluate  # noqa: E402
-from advunlearn.runner import run_method  # noqa: E402
+from advunlearn.core.config import AttackerConfig, TrainConfig  # noqa: E402
+from advunlearn.experiments.profiles import PAPER_UNLEARN
+from advunlearn.experiments.experiment import Experiment  # noqa: E402
+from advunlearn.evaluation.metrics import evaluate  # noqa: E402
+from advunlearn.experiments.runner import run_method  # noqa: E402
 
 
 def _save(out: dict, path: str) -> None:

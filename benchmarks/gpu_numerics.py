@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from advunlearn.attacker import attack_features  # noqa: E402
-from advunlearn.config import TrainConfig  # noqa: E402
-from advunlearn.data import load_dataset, make_splits  # noqa: E402
-from advunlearn.models import build_model  # noqa: E402
-from advunlearn.train import accuracy, fit  # noqa: E402
+from advunlearn.dau.attacker import attack_features  # noqa: E402
+from advunlearn.core.config import TrainConfig  # noqa: E402
+from advunlearn.core.data import load_dataset, make_splits  # noqa: E402
+from advunlearn.core.models import build_model  # noqa: E402
+from advunlearn.core.train import accuracy, fit  # noqa: E402
 
 
 def train(data, splits, model_name: str, epochs: int, deterministic: bool) -> tuple[dict, float, float]:

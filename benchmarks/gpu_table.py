@@ -2,7 +2,7 @@
 
 ResNet-18 on the full 60k Fashion-MNIST (54,000 training images, 6,000 validation), the paper's
 pretraining recipe (profile ``paper``: 182 epochs, batch 256, lr 0.1, multistep at 50%/75%), then
-every method of ``advunlearn.runner.ALL_METHODS`` on the random 10% scheme and, if the budget
+every method of ``advunlearn.experiments.runner.ALL_METHODS`` on the random 10% scheme and, if the budget
 allows, the class-wise scheme (its own 182-epoch Retrain).  Needs torch, numpy, scipy,
 scikit-learn and safetensors; no notebook packages, no internet::
 
@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from advunlearn.config import AttackerConfig, ConfigError, TrainConfig, get_profile  # noqa: E402
+from advunlearn.core.config import AttackerConfig, ConfigError, TrainConfig  # noqa: E402
+from advunlearn.experiments.profiles import get_profile
 
 T0 = time.perf_counter()
 
@@ -89,7 +90,7 @@ def resnet_flops_per_image(model, data) -> float:
 
 
 def markdown(out: dict) -> str:
-    from advunlearn.metrics import avg_disparity
+    from advunlearn.evaluation.metrics import avg_disparity
 
     lines = [f"# Fashion-MNIST, ResNet-18, paper recipe ({out['args']['epochs']} epochs), seed {out['args']['seed']}",
              "", f"{out.get('gpu') or out['device']}, torch {out['torch']}, {out['date']}; "
@@ -126,7 +127,7 @@ def markdown(out: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from advunlearn.runner import ALL_METHODS
+    from advunlearn.experiments.runner import ALL_METHODS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default=str(Path(__file__).parent / "data" / "fashion-mnist"))
@@ -196,14 +197,14 @@ def main(argv=None) -> dict:
     out["recipe"] = {"pretrain": over["pretrain"].to_dict()}
 
     if a.compile and dev.type == "cuda":
-        import advunlearn.experiment as E
-        from advunlearn.train import fit
+        import advunlearn.experiments.experiment as E
+        from advunlearn.core.train import fit
 
         E.fit = functools.partial(fit, compile=True)
 
-    from advunlearn.experiment import Experiment
-    from advunlearn.metrics import evaluate
-    from advunlearn.runner import run_method
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.evaluation.metrics import evaluate
+    from advunlearn.experiments.runner import run_method
 
     with tempfile.TemporaryDirectory() as store:
         exps = {}

@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = r"""
 import torch, time
-from advunlearn.train import resolve_device, fit
-from advunlearn.config import TrainConfig, AttackerConfig
-from advunlearn.data import load_dataset
-from advunlearn.models import build_model
-from advunlearn.attacker import Attacker, make_attacker_optimizer
+from advunlearn.core.train import resolve_device, fit
+from advunlearn.core.config import TrainConfig, AttackerConfig
+from advunlearn.core.data import load_dataset
+from advunlearn.core.models import build_model
+from advunlearn.dau.attacker import Attacker, make_attacker_optimizer
 resolve_device("cpu")
 d = load_dataset("fashion-mnist", None, "cpu")
 torch.manual_seed(0)

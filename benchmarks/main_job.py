@@ -17,8 +17,8 @@ from pathlib import Path
 os.environ.setdefault("ADVUNLEARN_PROGRESS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advunlearn.experiment import Experiment  # noqa: E402
-from advunlearn.runner import run_experiment  # noqa: E402
+from advunlearn.experiments.experiment import Experiment  # noqa: E402
+from advunlearn.experiments.runner import run_experiment  # noqa: E402
 
 
 def main(argv=None) -> float:

@@ -4,7 +4,7 @@
     python benchmarks/one_seed.py --scheme class --sparsity 0.95 --workers 2
 
 For each ``--workers`` value, in a fresh store of its own: θ0 is trained (timed apart), then
-:func:`advunlearn.runner.run_experiment` runs and evaluates every registered method (UA, RA, TA,
+:func:`advunlearn.experiments.runner.run_experiment` runs and evaluates every registered method (UA, RA, TA,
 MIA-efficacy and Figure 2's five SVC attacks; the strong attacks aside), as notebook 04 does.
 ``workers=1`` is one process with every core's threads (the environment's ``ADVUNLEARN_THREADS``,
 else all cores); ``workers=N`` is N single-thread processes.  Prints each configuration's wall time,
@@ -37,8 +37,8 @@ def _cpu() -> float:
 def one(a, workers: int, root: str) -> dict:
     import torch
 
-    from advunlearn.experiment import Experiment
-    from advunlearn.runner import run_experiment
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.experiments.runner import run_experiment
 
     exp = Experiment(dataset=a.dataset, profile=a.profile, scheme=a.scheme, sparsity=a.sparsity, seed=a.seed,
                      device="cpu", results=root, progress=False)
@@ -73,7 +73,7 @@ def main(argv=None) -> list[dict]:
               f"evaluated {r['wall_s'] - r['theta0_s']:.1f}s, in all {r['wall_s']:.1f}s wall = {r['wall_s'] / 60:.2f} min, "
               f"{r['cpu_s']:.1f} CPU s; load {os.getloadavg()[0]:.2f}", flush=True)
     if len(rows) > 1:
-        from advunlearn.metrics import avg_disparity
+        from advunlearn.evaluation.metrics import avg_disparity
 
         base = rows[0]
         for r in rows[1:]:

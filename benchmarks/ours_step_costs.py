@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv=None):
     import torch
 
-    from advunlearn.attacker import Attacker, make_attacker_optimizer
-    from advunlearn.experiment import Experiment
-    from advunlearn.runner import unlearn_config
-    from advunlearn.timing import phase_timer
-    from advunlearn.train import make_sgd
-    from advunlearn.unlearn import AdversarialUnlearner
+    from advunlearn.dau.attacker import Attacker, make_attacker_optimizer
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.methods.ours import unlearn_config
+    from advunlearn.core.timing import phase_timer
+    from advunlearn.core.train import make_sgd
+    from advunlearn.dau.unlearn import AdversarialUnlearner
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--reps", type=int, default=3)

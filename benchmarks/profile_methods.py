@@ -3,10 +3,10 @@
     ADVUNLEARN_THREADS=1 python benchmarks/profile_methods.py                 # fashion-mnist, random, dense, seed 0
     python benchmarks/profile_methods.py --scheme class --sparsity 0.95 --seed 1 --methods retrain,ours
 
-Every method in ``advunlearn.runner.ALL_METHODS`` runs once from the stored original model θ0 (θ0 is
+Every method in ``advunlearn.experiments.runner.ALL_METHODS`` runs once from the stored original model θ0 (θ0 is
 trained first if the store lacks it; its time is not counted).  Before each method the store's other
 artifacts are removed, so nothing a method computes (Retrain's model, the pretrained attacker) is
-reused by the next one.  Phases come from :mod:`advunlearn.timing` regions (exclusive times):
+reused by the next one.  Phases come from :mod:`advunlearn.core.timing` regions (exclusive times):
 
 * ``attacker_pretrain``: the attacker's token pass on θ0, its iterations and held-out check;
 * ``attacker_step``: the attacker's updates inside Algorithm 1 (the sensitivity pass excluded);
@@ -48,9 +48,9 @@ def clear_store(root: Path) -> None:
 
 
 def profile(exp, methods, log=print) -> dict:
-    from advunlearn.metrics import evaluate
-    from advunlearn.runner import run_method
-    from advunlearn.timing import phase, phase_timer
+    from advunlearn.evaluation.metrics import evaluate
+    from advunlearn.experiments.runner import run_method
+    from advunlearn.core.timing import phase, phase_timer
 
     exp.original()  # θ0 (stored), outside every measurement
     rows = {}
@@ -89,8 +89,8 @@ def table(rows: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from advunlearn.experiment import Experiment
-    from advunlearn.runner import ALL_METHODS
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.experiments.runner import ALL_METHODS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist")

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None):
-    from advunlearn.experiment import Experiment
-    from advunlearn.strong import reference_models, strong_attack_report
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.evaluation.strong import reference_models, strong_attack_report
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist")

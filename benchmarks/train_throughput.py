@@ -23,10 +23,10 @@ from torch import nn
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from advunlearn.config import TrainConfig  # noqa: E402
-from advunlearn.data import AUGMENT, NORMALISATION, Dataset, load_dataset  # noqa: E402
-from advunlearn.models import build_model  # noqa: E402
-from advunlearn.train import autocast, fit, resolve_device  # noqa: E402
+from advunlearn.core.config import TrainConfig  # noqa: E402
+from advunlearn.core.data import AUGMENT, NORMALISATION, Dataset, load_dataset  # noqa: E402
+from advunlearn.core.models import build_model  # noqa: E402
+from advunlearn.core.train import autocast, fit, resolve_device  # noqa: E402
 
 
 def synthetic(n: int, device) -> Dataset:

@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advunlearn.experiment import Experiment  # noqa: E402
-from advunlearn.metrics import evaluate  # noqa: E402
-from advunlearn.runner import ALL_METHODS, run_method  # noqa: E402
+from advunlearn.experiments.experiment import Experiment  # noqa: E402
+from advunlearn.evaluation.metrics import evaluate  # noqa: E402
+from advunlearn.experiments.runner import ALL_METHODS, run_method  # noqa: E402
 
 
 def peak_mem_mb(device: torch.device) -> float:

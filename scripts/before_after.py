@@ -14,8 +14,8 @@ import argparse
 import json
 import time
 
-from advunlearn.experiment import Experiment
-from advunlearn.runner import unlearn_config, unlearn_ours
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.methods.ours import unlearn_config, unlearn_ours
 
 
 def main(argv=None) -> list[dict]:

@@ -15,9 +15,9 @@ import argparse
 import json
 import statistics
 
-from advunlearn.experiment import Experiment
-from advunlearn.metrics import avg_disparity, evaluate
-from advunlearn.runner import unlearn_config, unlearn_ours
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.evaluation.metrics import avg_disparity, evaluate
+from advunlearn.methods.ours import unlearn_config, unlearn_ours
 
 
 def _value(text: str):

@@ -26,10 +26,10 @@ def run_case(scheme: str) -> dict:
 
 
 def _run_case(scheme: str) -> dict:
-    from advunlearn.config import AttackerConfig, UnlearnConfig
-    from advunlearn.data import load_dataset, make_splits
-    from advunlearn.models import build_model
-    from advunlearn.unlearn import adversarial_unlearn
+    from advunlearn.core.config import AttackerConfig, UnlearnConfig
+    from advunlearn.core.data import load_dataset, make_splits
+    from advunlearn.core.models import build_model
+    from advunlearn.dau.unlearn import adversarial_unlearn
 
     data = load_dataset("digits")
     splits = make_splits(data, scheme, seed=0)

@@ -7,7 +7,7 @@ os.environ.setdefault("ADVUNLEARN_PROGRESS", "0")
 
 @pytest.fixture(scope="session")
 def digits():
-    from advunlearn.data import load_dataset
+    from advunlearn.core.data import load_dataset
 
     return load_dataset("digits")
 
@@ -23,7 +23,7 @@ def one_thread():
     """Small models run faster (and deterministically) on one thread, above all on a busy machine."""
     import torch
 
-    from advunlearn.train import resolve_device
+    from advunlearn.core.train import resolve_device
 
     resolve_device("cpu")
     before = torch.get_num_threads()

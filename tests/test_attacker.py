@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from advunlearn.attacker import (Attacker, EncoderLayer, attack_features, evaluate_attacker, fast_dropout,
-                                 pretrain_attacker)
-from advunlearn.config import AttackerConfig, ConfigError
-from advunlearn.data import Dataset
-from advunlearn.models import Classifier, build_model
+from advunlearn.dau.attacker import (Attacker, EncoderLayer, attack_features, evaluate_attacker, fast_dropout,
+                                     pretrain_attacker)
+from advunlearn.core.config import AttackerConfig, ConfigError
+from advunlearn.core.data import Dataset
+from advunlearn.core.models import Classifier, build_model
 
 SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
 
@@ -202,7 +202,7 @@ def test_bad_inputs_name_the_field(digits):
 def test_roc_auc_matches_sklearn_with_ties():
     from sklearn.metrics import roc_auc_score
 
-    from advunlearn.attacker import roc_auc
+    from advunlearn.dau.attacker import roc_auc
 
     g = torch.Generator().manual_seed(0)
     pos = torch.randint(0, 6, (57,), generator=g).float().numpy()

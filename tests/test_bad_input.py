@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from advunlearn.config import ConfigError, TrainConfig, UnlearnConfig, get_profile
-from advunlearn.data import load_dataset, make_splits
-from advunlearn.models import build_model
-from advunlearn.store import CheckpointError, load_model, save_model
+from advunlearn.core.config import ConfigError, TrainConfig, UnlearnConfig
+from advunlearn.experiments.profiles import get_profile
+from advunlearn.core.data import load_dataset, make_splits
+from advunlearn.core.models import build_model
+from advunlearn.core.store import CheckpointError, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,8 +195,8 @@ def test_seed_bound_covers_every_offset_the_code_adds(tmp_path):
     import numpy as np
     from sklearn.utils import check_random_state
 
-    from advunlearn.config import MAX_SEED, MAX_SEED_OFFSET
-    from advunlearn.experiment import Experiment
+    from advunlearn.core.config import MAX_SEED, MAX_SEED_OFFSET
+    from advunlearn.experiments.experiment import Experiment
 
     offsets = set()
     for f in (ROOT / "advunlearn").glob("*.py"):
@@ -219,7 +220,7 @@ def test_seed_bound_covers_every_offset_the_code_adds(tmp_path):
 
 def test_largest_seed_runs(tmp_path):
     from advunlearn import cli
-    from advunlearn.config import MAX_SEED
+    from advunlearn.core.config import MAX_SEED
 
     res = tmp_path / "r"
     rc = cli.main(["run", "--profile", "tiny", "--methods", "retrain,ft", "--seed", str(MAX_SEED),
@@ -240,7 +241,8 @@ def test_empty_batch_config_runs_nothing(tmp_path, capsys):
 
 
 def test_absurd_iterations_warn_with_the_expected_time_before_any_work(tmp_path, monkeypatch, capsys):
-    from advunlearn import cli, runner
+    from advunlearn import cli
+    from advunlearn.experiments import runner
 
     class FirstWork(Exception):
         pass
@@ -273,7 +275,7 @@ def test_absurd_iterations_warn_with_the_expected_time_before_any_work(tmp_path,
 
 def test_out_that_is_a_folder_fails_before_any_work_and_says_so(tmp_path, capsys):
     from advunlearn import cli
-    from advunlearn.store import StoreError, atomic_write_json
+    from advunlearn.core.store import StoreError, atomic_write_json
 
     (tmp_path / "folder").mkdir()
     rc = cli.main(["run", "--profile", "tiny", "--methods", "ft", "--out", str(tmp_path / "folder"),

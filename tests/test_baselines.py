@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from advunlearn.config import ConfigError
+from advunlearn.core.config import ConfigError
 from advunlearn.methods import _common as C
 from advunlearn.methods import ff as FF
 from advunlearn.methods import iu as IU
@@ -17,8 +17,8 @@ from advunlearn.methods import run_method
 
 def run_baseline(name, exp, **hparams):
     return run_method(exp, name, **hparams)
-from advunlearn.prune import masks_from_model, prunable, sparsity_of
-from advunlearn.train import accuracy, predict
+from advunlearn.core.prune import masks_from_model, prunable, sparsity_of
+from advunlearn.core.train import accuracy, predict
 
 
 def _ce(model, exp, idx) -> float:
@@ -41,14 +41,14 @@ def results(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exp_class(results):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     return Experiment(dataset="digits", scheme="class", profile="cpu", progress=False, results=results)
 
 
 @pytest.fixture(scope="module")
 def exp_random(results):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     return Experiment(dataset="digits", scheme="random", profile="cpu", progress=False, results=results)
 
@@ -56,7 +56,7 @@ def exp_random(results):
 @pytest.fixture(scope="module")
 def retrain_calls(exp_class):
     """Run Retrain once while recording every training call the experiment makes."""
-    import advunlearn.experiment as E
+    import advunlearn.experiments.experiment as E
 
     calls = []
     real_fit = E.fit
@@ -174,7 +174,7 @@ def test_ff_random_forgetting_resets_no_row(exp_random):
 
 
 def test_ff_noise_std_caps_and_masks():
-    from advunlearn.models import build_model
+    from advunlearn.core.models import build_model
 
     model = build_model("mlp", 3, 1, 2)
     zero = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
@@ -261,7 +261,7 @@ def test_iu_moves_away_from_forget_set(exp_class):
 # ---- sparse models ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def exp_sparse(results):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     return Experiment(dataset="digits", scheme="class", sparsity=0.95, profile="cpu", progress=False,
                       results=results)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from advunlearn.batch import load_config, run_batch
-from advunlearn.config import ConfigError
+from advunlearn.core.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,15 +99,15 @@ def test_failed_run_is_recorded_and_others_go_on(tmp_path, monkeypatch):
 
 def _fake_execute(calls: list):
     """An execute_run that writes a done run at once and appends (run name, its thread count) to ``calls``."""
-    from advunlearn import batch
+    from advunlearn.batch import runs
 
     def fake_execute(nb, params, run_dir, store, timeout):
-        calls.append((Path(run_dir).name, batch.run_threads()))
+        calls.append((Path(run_dir).name, runs.run_threads()))
         d = Path(run_dir)
         d.mkdir(parents=True, exist_ok=True)
         (d / "result.json").write_text(json.dumps([{"method": "retrain", "UA": 1.0}]))
-        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": batch.settings_fingerprint(),
-              "threads": batch.run_threads()}
+        st = {"state": "done", "wall_s": 0.1, "params": params, "settings": runs.settings_fingerprint(),
+              "threads": runs.run_threads()}
         (d / "status.json").write_text(json.dumps(st))
         return st
 
@@ -117,14 +117,15 @@ def _fake_execute(calls: list):
 def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkeypatch):
     # A run's params name its profile, not the profile's values: a run finished before a default
     # changed (here the tiny digits unlearning settings) must not be kept as if it were current.
-    from advunlearn import batch, config
+    from advunlearn.batch import grid, runs
+    from advunlearn.experiments import profiles
 
     calls = []
 
     def executed():
         return [name for name, _ in calls]
 
-    monkeypatch.setattr(batch, "execute_run", _fake_execute(calls))
+    monkeypatch.setattr(grid, "execute_run", _fake_execute(calls))
     cfg = write(tmp_path, GOOD + "report: false\n")
     res = tmp_path / "r"
     assert run_batch(cfg, results=res, log=lambda *_: None) == 0
@@ -136,10 +137,10 @@ def test_done_runs_are_redone_when_the_profile_settings_changed(tmp_path, monkey
     assert run_batch(cfg, results=res, log=logs.append) == 0
     assert executed() == [] and sum(l.startswith("[skip]") for l in logs) == 2
 
-    before = batch.settings_fingerprint()
-    changed = {k: v.updated(alpha=v.alpha + 1.0) for k, v in config.PROFILES["tiny"]["digits"]["unlearn"].items()}
-    monkeypatch.setitem(config.PROFILES["tiny"]["digits"], "unlearn", changed)
-    assert batch.settings_fingerprint() != before
+    before = runs.settings_fingerprint()
+    changed = {k: v.updated(alpha=v.alpha + 1.0) for k, v in profiles.PROFILES["tiny"]["digits"]["unlearn"].items()}
+    monkeypatch.setitem(profiles.PROFILES["tiny"]["digits"], "unlearn", changed)
+    assert runs.settings_fingerprint() != before
     logs.clear()
     assert run_batch(cfg, results=res, log=logs.append) == 0
     assert sorted(executed()) == first
@@ -209,22 +210,22 @@ def test_batch_without_papermill_is_a_config_error_saying_what_to_install(monkey
 
 
 def test_jobs_setting_is_checked_and_auto_gives_one_thread_per_run(tmp_path, monkeypatch):
-    from advunlearn import batch
+    from advunlearn.batch import grid
 
     assert load_config(write(tmp_path, GOOD), results=tmp_path / "r").jobs == "auto"
     assert load_config(write(tmp_path, GOOD + "jobs: 2\n"), results=tmp_path / "r").jobs == 2
     for bad in ("0", "-1", "many", "1.5"):
         with pytest.raises(ConfigError, match="jobs"):
             load_config(write(tmp_path, GOOD + f"jobs: {bad}\n"), results=tmp_path / "r")
-    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(batch, "_cuda_available", lambda: False)
-    assert batch.resolve_jobs("auto", 4) == (2, {"ADVUNLEARN_THREADS": "1", "OMP_NUM_THREADS": "1",
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(grid, "_cuda_available", lambda: False)
+    assert grid.resolve_jobs("auto", 4) == (2, {"ADVUNLEARN_THREADS": "1", "OMP_NUM_THREADS": "1",
                                                  "MKL_NUM_THREADS": "1"})
-    assert batch.resolve_jobs("auto", 1) == (1, {})   # one run: its threads are left alone
-    assert batch.resolve_jobs(1, 4) == (1, {})
-    monkeypatch.setattr(batch, "_cuda_available", lambda: True)
-    assert batch.resolve_jobs("auto", 4)[0] == 1                       # runs that may use the GPU: one at a time
-    assert batch.resolve_jobs("auto", 4, [{"device": "cpu"}])[0] == 2
+    assert grid.resolve_jobs("auto", 1) == (1, {})   # one run: its threads are left alone
+    assert grid.resolve_jobs(1, 4) == (1, {})
+    monkeypatch.setattr(grid, "_cuda_available", lambda: True)
+    assert grid.resolve_jobs("auto", 4)[0] == 1                       # runs that may use the GPU: one at a time
+    assert grid.resolve_jobs("auto", 4, [{"device": "cpu"}])[0] == 2
 
 
 @pytest.mark.slow
@@ -248,12 +249,12 @@ def test_two_jobs_give_the_same_results_as_one(tmp_path):
 def test_a_run_done_with_another_thread_count_is_redone_and_every_run_gets_the_planned_count(tmp_path, monkeypatch):
     """Results depend on the CPU thread count: a batch gives every run the count its whole grid plans
     (also the last run of a resumed batch), records it in status.json, and redoes a run done with another."""
-    from advunlearn import batch
+    from advunlearn.batch import grid
 
     seen = []
-    monkeypatch.setattr(batch, "execute_run", _fake_execute(seen))
-    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(batch, "_cuda_available", lambda: False)
+    monkeypatch.setattr(grid, "execute_run", _fake_execute(seen))
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(grid, "_cuda_available", lambda: False)
     monkeypatch.delenv("ADVUNLEARN_THREADS", raising=False)
     cfg = write(tmp_path, GOOD + "report: false\njobs: auto\n")
     res = tmp_path / "r"
@@ -269,4 +270,4 @@ def test_a_run_done_with_another_thread_count_is_redone_and_every_run_gets_the_p
     assert run_batch(cfg, results=res, log=logs.append) == 0
     assert seen == [(d.name, 1)]
     assert any(l.startswith("[redo]") and "2 thread(s) per run, not 1" in l for l in logs), logs
-    assert "ADVUNLEARN_THREADS" not in batch.os.environ          # restored after the batch
+    assert "ADVUNLEARN_THREADS" not in grid.os.environ          # restored after the batch

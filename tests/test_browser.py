@@ -53,7 +53,7 @@ LIVE_ITERATIONS, LIVE_RECORD_EVERY = 16, 2
 
 
 def _course_values() -> tuple[float, float]:
-    from advunlearn.config import get_profile
+    from advunlearn.experiments.profiles import get_profile
 
     c = get_profile("cpu", "fashion-mnist").unlearn_for("random", 0.0)
     return float(c.alpha), float(c.beta)
@@ -487,7 +487,7 @@ def _marks(fig) -> dict:
 def test_explorer_sliders_and_fresh_run(grid, pages):
     """05 (the testbed, a 2 α × 2 β grid): the table, the disparity readout and the figure follow
     the α and β sliders to the stored points, against Retrain's reference lines; the button runs fresh."""
-    from advunlearn.metrics import avg_disparity
+    from advunlearn.evaluation.metrics import avg_disparity
 
     t0 = pages["t0"]
     page = pages["05"]

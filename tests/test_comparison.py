@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from advunlearn.comparison import paired, paired_markdown, standing, standing_markdown, t_interval, verdict
+from advunlearn.report.comparison import paired, paired_markdown, standing, standing_markdown, t_interval, verdict
 
 
 def _rec(method, seed, ua, scheme="random", sparsity=0.0):
@@ -63,7 +63,7 @@ def test_standing_ranks_methods_before_and_after():
 def test_the_report_has_the_paired_part(tmp_path):
     import json
 
-    from advunlearn.report import document_parts
+    from advunlearn.report.document import document_parts
 
     (tmp_path / "r.json").write_text(json.dumps(_records([10.4, 10.8, 10.2], [14.0, 13.0, 15.0], [30] * 3)))
     parts = document_parts(tmp_path)
@@ -71,7 +71,7 @@ def test_the_report_has_the_paired_part(tmp_path):
 
 
 def test_ulira_over_seeds_has_a_student_t_interval():
-    from advunlearn.ulira import ulira_seeds_markdown, ulira_seeds_rows
+    from advunlearn.report.ulira import ulira_seeds_markdown, ulira_seeds_rows
 
     def rec(method, seed, acc, score):
         return {"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": seed, "profile": "cpu",

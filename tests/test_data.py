@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from advunlearn.config import ConfigError
-from advunlearn.data import DEBIAN_FASHION, DatasetNotFoundError, augment_batch, load_dataset, make_splits
+from advunlearn.core.config import ConfigError
+from advunlearn.core.data import DEBIAN_FASHION, DatasetNotFoundError, augment_batch, load_dataset, make_splits
 
 
 def test_digits_tensor_layout(digits):
@@ -85,7 +85,7 @@ def test_missing_dataset_offline_names_the_fix(tmp_path, monkeypatch):
 
 
 def test_missing_fashion_names_debian_package(tmp_path, monkeypatch):
-    import advunlearn.data as d
+    import advunlearn.core.data as d
 
     monkeypatch.setattr(d, "DEBIAN_FASHION", tmp_path / "absent")
     monkeypatch.setenv("ADVUNLEARN_DATA", str(tmp_path / "cache"))
@@ -113,7 +113,7 @@ def test_cifar10_from_own_files(tmp_path):
     assert ds.x.shape == (120, 3, 32, 32) and ds.n_pool == 100 and ds.num_classes == 10
     data0, labels0 = expected[0]
     # undo the normalisation and compare pixels of the first image
-    from advunlearn.data import NORMALISATION
+    from advunlearn.core.data import NORMALISATION
     mean = torch.tensor(NORMALISATION["cifar10"][0]).view(3, 1, 1)
     std = torch.tensor(NORMALISATION["cifar10"][1]).view(3, 1, 1)
     px = ((ds.x[0] * std + mean) * 255).round().to(torch.uint8)
@@ -174,7 +174,7 @@ def test_fashion_from_root_folder(tmp_path):
 
 @pytest.mark.parametrize("root", ["empty", "absent"])
 def test_a_data_root_without_fashion_is_an_error_not_a_fall_back(tmp_path, monkeypatch, root):
-    import advunlearn.data as d
+    import advunlearn.core.data as d
 
     _write_fashion(tmp_path / "debian")  # a default copy that must not be used in its place
     monkeypatch.setattr(d, "DEBIAN_FASHION", tmp_path / "debian")

@@ -2,8 +2,8 @@
 
 import torch
 
-from advunlearn.experiment import Experiment
-from advunlearn.runner import run_experiment
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.experiments.runner import run_experiment
 
 
 def _exp(tmp, seed=0):

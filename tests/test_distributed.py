@@ -25,8 +25,9 @@ import pytest
 import ray  # the dev install includes the ray extra; a missing Ray must fail here
 
 from advunlearn.batch import load_config, run_batch, run_id
-from advunlearn.config import ConfigError
-from advunlearn import distributed
+from advunlearn.batch import ray_backend
+from advunlearn.core import cluster
+from advunlearn.core.config import ConfigError
 from _terminal import popen
 
 # The batch's own notebook; Retrain and FT only, and ADVUNLEARN_FAST=1 (profile tiny), keep a run
@@ -119,7 +120,7 @@ def fast_env(monkeypatch):
     monkeypatch.setenv("ADVUNLEARN_PROGRESS", "0")
     monkeypatch.setenv("ADVUNLEARN_THREADS", "1")  # the local backend then computes exactly what a task does
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    for k in (distributed.ENV_CPUS, distributed.ENV_RETRIES, distributed.ENV_CONNECT_TIMEOUT):
+    for k in (cluster.ENV_CPUS, cluster.ENV_RETRIES, cluster.ENV_CONNECT_TIMEOUT):
         monkeypatch.delenv(k, raising=False)
 
 
@@ -152,7 +153,7 @@ class WorkerKiller(threading.Thread):
         pid = None
         while pid is None and not self.stop.wait(0.1):
             try:
-                att = json.loads((self.run_dir / distributed.WORKER_FILE).read_text())["attempts"]
+                att = json.loads((self.run_dir / ray_backend.WORKER_FILE).read_text())["attempts"]
                 pid = att[0]["pid"]
             except (OSError, ValueError, KeyError, IndexError):
                 pass
@@ -216,7 +217,7 @@ def _csv_rows(path: Path) -> list[dict]:
 def test_missing_ray_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'advunlearn\[ray\]'"):
-        distributed.check_cluster("127.0.0.1:6379", [{"device": "cpu"}])
+        ray_backend.check_cluster("127.0.0.1:6379", [{"device": "cpu"}])
 
 
 def test_unreachable_address_fails_fast_before_any_run(tmp_path, fast_env):
@@ -234,7 +235,7 @@ def test_unreachable_address_fails_fast_before_any_run(tmp_path, fast_env):
 def test_port_that_is_not_ray_times_out_with_a_hint(tmp_path, fast_env, monkeypatch):
     # A listening port that never speaks Ray's protocol (like the dashboard's 8265 given by mistake):
     # ray.init would wait for minutes; the check gives up after ADVUNLEARN_RAY_CONNECT_TIMEOUT.
-    monkeypatch.setenv(distributed.ENV_CONNECT_TIMEOUT, "8")
+    monkeypatch.setenv(cluster.ENV_CONNECT_TIMEOUT, "8")
     srv = socket.socket()
     srv.bind(("0.0.0.0", 0))
     srv.listen(8)
@@ -242,7 +243,7 @@ def test_port_that_is_not_ray_times_out_with_a_hint(tmp_path, fast_env, monkeypa
     t0 = time.monotonic()
     try:
         with pytest.raises(ConfigError, match="gave no Ray cluster within 8 s.*GCS port"):
-            distributed.check_cluster(address, [{"device": "cpu"}])
+            ray_backend.check_cluster(address, [{"device": "cpu"}])
     finally:
         srv.close()
     assert time.monotonic() - t0 < 30
@@ -251,47 +252,47 @@ def test_port_that_is_not_ray_times_out_with_a_hint(tmp_path, fast_env, monkeypa
 def test_resource_check_names_what_is_missing(monkeypatch):
     cpu_node = [{"alive": True, "host": "a", "node_id": "n1", "resources": {"CPU": 2.0}}]
     gpu_node = [{"alive": True, "host": "b", "node_id": "n2", "resources": {"CPU": 8.0, "GPU": 1.0}}]
-    distributed._check_resources(cpu_node, [{"device": "cpu"}, {"device": "auto"}], "x")
-    distributed._check_resources(cpu_node + gpu_node, [{"device": "cuda"}, {"device": "cpu"}], "x")
+    ray_backend._check_resources(cpu_node, [{"device": "cpu"}, {"device": "auto"}], "x")
+    ray_backend._check_resources(cpu_node + gpu_node, [{"device": "cuda"}, {"device": "cpu"}], "x")
     with pytest.raises(ConfigError, match=r"1 run\(s\) ask for device='cuda'.*has no GPU \(1 node\(s\), 2 CPU\(s\), 0 GPU"):
-        distributed._check_resources(cpu_node, [{"device": "cuda"}, {"device": "cpu"}], "x")
+        ray_backend._check_resources(cpu_node, [{"device": "cuda"}, {"device": "cpu"}], "x")
     with pytest.raises(ConfigError, match="no live node"):
-        distributed._check_resources([{**cpu_node[0], "alive": False}], [{"device": "cpu"}], "x")
-    monkeypatch.setenv(distributed.ENV_CPUS, "4")
-    assert distributed.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 1}
+        ray_backend._check_resources([{**cpu_node[0], "alive": False}], [{"device": "cpu"}], "x")
+    monkeypatch.setenv(cluster.ENV_CPUS, "4")
+    assert cluster.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 1}
     with pytest.raises(ConfigError, match=r"each run asks for 4 CPU\(s\) \(ADVUNLEARN_RAY_CPUS\)"):
-        distributed._check_resources(cpu_node, [{"device": "cpu"}], "x")
-    distributed._check_resources(gpu_node, [{"device": "cpu"}], "x")  # 8 CPUs: fits
-    monkeypatch.setenv(distributed.ENV_CPUS, "0")
+        ray_backend._check_resources(cpu_node, [{"device": "cpu"}], "x")
+    ray_backend._check_resources(gpu_node, [{"device": "cpu"}], "x")  # 8 CPUs: fits
+    monkeypatch.setenv(cluster.ENV_CPUS, "0")
     with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_CPUS"):
-        distributed.cpus_per_run()
+        cluster.cpus_per_run()
     # several runs sharing one GPU
-    monkeypatch.setenv(distributed.ENV_CPUS, "4")
+    monkeypatch.setenv(cluster.ENV_CPUS, "4")
     half_gpu = [{**gpu_node[0], "resources": {"CPU": 8.0, "GPU": 0.5}}]
     with pytest.raises(ConfigError, match="has no node with a GPU"):
-        distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
-    monkeypatch.setenv(distributed.ENV_GPUS, "0.75")
+        ray_backend._check_resources(half_gpu, [{"device": "cuda"}], "x")
+    monkeypatch.setenv(cluster.ENV_GPUS, "0.75")
     with pytest.raises(ConfigError, match=r"0\.75 of a GPU each \(ADVUNLEARN_RAY_GPUS_PER_RUN\)"):
-        distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
-    monkeypatch.setenv(distributed.ENV_GPUS, "0.25")
-    assert distributed.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 0.25}
-    assert distributed.run_resources({"device": "cpu"})["num_gpus"] == 0
-    distributed._check_resources(half_gpu, [{"device": "cuda"}], "x")
+        ray_backend._check_resources(half_gpu, [{"device": "cuda"}], "x")
+    monkeypatch.setenv(cluster.ENV_GPUS, "0.25")
+    assert cluster.run_resources({"device": "cuda"}) == {"num_cpus": 4, "num_gpus": 0.25}
+    assert cluster.run_resources({"device": "cpu"})["num_gpus"] == 0
+    ray_backend._check_resources(half_gpu, [{"device": "cuda"}], "x")
     for bad in ("2", "0", "half"):
-        monkeypatch.setenv(distributed.ENV_GPUS, bad)
+        monkeypatch.setenv(cluster.ENV_GPUS, bad)
         with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_GPUS_PER_RUN"):
-            distributed.gpus_per_run()
-    monkeypatch.delenv(distributed.ENV_GPUS)
-    monkeypatch.setenv(distributed.ENV_RETRIES, "two")
+            cluster.gpus_per_run()
+    monkeypatch.delenv(cluster.ENV_GPUS)
+    monkeypatch.setenv(cluster.ENV_RETRIES, "two")
     with pytest.raises(ConfigError, match="ADVUNLEARN_RAY_RETRIES='two' must be an integer"):
-        distributed.max_retries()
+        cluster.max_retries()
 
 
 def test_task_env_passes_settings_and_pins_threads(monkeypatch):
     monkeypatch.setenv("ADVUNLEARN_FAST", "1")
     monkeypatch.setenv("ADVUNLEARN_THREADS", "16")
     monkeypatch.setenv("UNRELATED_VAR", "x")
-    env = distributed.task_env(3)
+    env = cluster.task_env(3)
     assert env["ADVUNLEARN_FAST"] == "1" and env["ADVUNLEARN_THREADS"] == "3" and "UNRELATED_VAR" not in env
 
 
@@ -300,20 +301,20 @@ def test_failure_status_names_the_cause(tmp_path):
 
     d = tmp_path / "run"
     d.mkdir()
-    (d / distributed.WORKER_FILE).write_text(json.dumps({"attempts": [{"pid": 1, "started": time.time() - 5},
+    (d / ray_backend.WORKER_FILE).write_text(json.dumps({"attempts": [{"pid": 1, "started": time.time() - 5},
                                                                       {"pid": 2, "started": time.time() - 2}]}))
-    st = distributed._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())
+    st = ray_backend._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())
     assert st == json.loads((d / "status.json").read_text())
     assert st["state"] == "failed" and st["params"] == {"seed": 0} and 4 < st["wall_s"] < 60
     assert st["error"].startswith("Ray gave up after 2 attempt(s): WorkerCrashedError: The worker died")
     err = RayTaskError("run_task", "Traceback (most recent call last):\nOSError: [Errno 28] No space left on device",
                        OSError(28, "No space left on device"))
-    st = distributed._record_failure(d, {"seed": 0}, err, time.time())
+    st = ray_backend._record_failure(d, {"seed": 0}, err, time.time())
     assert st["error"] == "the Ray task raised OSError: [Errno 28] No space left on device"
     # A notebook that had finished before its worker went away keeps its done status.
     (d / "result.json").write_text("[]")
     (d / "status.json").write_text(json.dumps({"state": "done", "wall_s": 3.0, "params": {"seed": 0}}))
-    assert distributed._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())["state"] == "done"
+    assert ray_backend._record_failure(d, {"seed": 0}, WorkerCrashedError(), time.time())["state"] == "done"
     assert json.loads((d / "status.json").read_text())["state"] == "done"
 
 
@@ -350,10 +351,10 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
     assert rc == 0, "\n".join(logs)
 
     # Ray ran the killed run again in a fresh worker; the other run went through in one attempt.
-    attempts = json.loads((target / distributed.WORKER_FILE).read_text())["attempts"]
+    attempts = json.loads((target / ray_backend.WORKER_FILE).read_text())["attempts"]
     assert len(attempts) == 2 and attempts[0]["pid"] == killer.killed_pid != attempts[1]["pid"]
     other = tmp_path / "ray" / "runs" / run_id(runs[1])
-    assert len(json.loads((other / distributed.WORKER_FILE).read_text())["attempts"]) == 1
+    assert len(json.loads((other / ray_backend.WORKER_FILE).read_text())["attempts"]) == 1
     # The killed worker's notebook (papermill and its kernel) did not outlive it.
     assert killer.orphans and not _orphans_left(killer)
     done = [l for l in logs if " done in " in l]
@@ -379,7 +380,7 @@ def test_killed_worker_is_retried_and_the_table_matches_the_local_backend(ray_he
 
 @pytest.mark.slow
 def test_run_is_recorded_failed_when_retries_are_exhausted(ray_head, tmp_path, fast_env, monkeypatch):
-    monkeypatch.setenv(distributed.ENV_RETRIES, "0")
+    monkeypatch.setenv(cluster.ENV_RETRIES, "0")
     cfg = _config(tmp_path, "noretry", seeds=(3,))
     (params,) = load_config(cfg).runs()
     run_dir = tmp_path / "out" / "runs" / run_id(params)

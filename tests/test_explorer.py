@@ -4,8 +4,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from advunlearn.explorer import Explorer, explorer_figure, metrics_html  # noqa: E402
-from advunlearn.metrics import avg_disparity  # noqa: E402
+from advunlearn.course.explorer import Explorer, explorer_figure, metrics_html  # noqa: E402
+from advunlearn.evaluation.metrics import avg_disparity  # noqa: E402
 
 ALPHAS, BETAS = (0.0, 1.0, 5.0), (0.0, 0.01, 0.1)
 RETRAIN = {"random": {"scheme": "random", "UA": 15.0, "RA": 99.0, "TA": 85.0, "MIA_efficacy": 20.0}}

@@ -2,11 +2,11 @@
 
 import torch
 
-from advunlearn.attacker import probs_and_sensitivity
-from advunlearn.config import TrainConfig
-from advunlearn.data import make_splits
-from advunlearn.models import build_model
-from advunlearn.train import fit
+from advunlearn.dau.attacker import probs_and_sensitivity
+from advunlearn.core.config import TrainConfig
+from advunlearn.core.data import make_splits
+from advunlearn.core.models import build_model
+from advunlearn.core.train import fit
 
 
 def test_device_resident_loop_equals_a_dataloader_loop(digits):

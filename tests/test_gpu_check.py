@@ -40,8 +40,9 @@ def _shim(script: Path) -> str:
 
 def test_the_core_imports_without_the_notebook_packages():
     code = SHIM.split("sys.argv")[0].format(blocked=NOTEBOOK_PACKAGES) + (
-        "import advunlearn.runner, advunlearn.baselines, advunlearn.metrics, advunlearn.mia, advunlearn.strong, "
-        "advunlearn.unlearn, advunlearn.attacker, advunlearn.report, advunlearn.cli\nprint('ok')\n")
+        "import advunlearn.experiments.runner, advunlearn.methods, advunlearn.evaluation.metrics, "
+        "advunlearn.evaluation.mia, advunlearn.evaluation.strong, advunlearn.evaluation.fresh, advunlearn.dau.unlearn, "
+        "advunlearn.dau.attacker, advunlearn.report, advunlearn.cli\nprint('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from advunlearn.config import ConfigError
-from advunlearn.losses import attacker_loss, barlow_twins_loss, cross_correlation
+from advunlearn.core.config import ConfigError
+from advunlearn.dau.losses import attacker_loss, barlow_twins_loss, cross_correlation
 
 
 def _direct_vss(zf, zv, lambd):

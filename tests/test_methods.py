@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 import advunlearn.methods as M
-from advunlearn.config import ConfigError, get_profile
+from advunlearn.core.config import ConfigError
+from advunlearn.experiments.profiles import get_profile
 from advunlearn.methods import _common as C
-from advunlearn.prune import masks_from_model, sparsity_of
+from advunlearn.core.prune import masks_from_model, sparsity_of
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def store(tmp_path_factory):
 
 
 def _exp(store, scheme="class", sparsity=0.0, **kw):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     return Experiment(dataset="digits", scheme=scheme, sparsity=sparsity, profile="cpu", device="cpu",
                       progress=False, results=store, **kw)
@@ -190,7 +191,7 @@ def test_tuned_files_ship_as_package_data():
 
 
 def test_store_key_holds_the_resolved_hyperparameters(exp_random, monkeypatch):
-    from advunlearn import runner
+    from advunlearn.experiments import runner
 
     calls = []
     real = M.run_method
@@ -237,8 +238,9 @@ def toy():
 
 
 def test_a_registered_toy_method_appears_everywhere(toy, tmp_path, one_thread):
-    from advunlearn import batch, runner
+    from advunlearn.batch import config as batch_config
     from advunlearn.cli import build_parser, main
+    from advunlearn.experiments import runner
     from advunlearn.report import build_table, method_order, table1
 
     # the command line: in --methods' help, accepted, run end to end
@@ -252,9 +254,9 @@ def test_a_registered_toy_method_appears_everywhere(toy, tmp_path, one_thread):
     recs = json.loads(out.read_text())
     assert [r["method"] for r in recs] == ["retrain", "toy"] and recs[1]["hparams"] == {"scale": 1.0}
     # batch validation
-    batch._check_methods(["retrain", "toy"])
+    batch_config._check_methods(["retrain", "toy"])
     with pytest.raises(ConfigError, match="methods='toy2'"):
-        batch._check_methods(["toy2"])
+        batch_config._check_methods(["toy2"])
     # the runner's lists and the report's order and labels
     assert "toy" in runner.ALL_METHODS and runner.RESULT_VERSION["toy"] == 1 and "toy" in method_order()
     t = table1(recs)[0]
@@ -306,7 +308,7 @@ def test_rl_forget_labels_are_never_the_true_label(exp_class, exp_random):
 
 
 def test_rl_forgets_the_class(exp_class):
-    from advunlearn.train import accuracy
+    from advunlearn.core.train import accuracy
 
     model, info = M.run_method(exp_class, "rl")
     assert accuracy(model, exp_class.data, exp_class.splits.forget) < 20
@@ -337,7 +339,7 @@ def test_salun_mask_keeps_exactly_the_largest_gradients(exp_class, ratio):
 
 def test_salun_leaves_the_other_weights_bit_identical(exp_class):
     from advunlearn.methods.salun import saliency_mask
-    from advunlearn.train import accuracy
+    from advunlearn.core.train import accuracy
 
     theta0, _ = exp_class.original()
     before = _state(theta0)
@@ -386,7 +388,7 @@ def test_neggrad_plus_gradient_on_the_forget_set_is_minus_fts(exp_random):
 
 
 def test_neggrad_plus_raises_the_forget_loss(exp_class):
-    from advunlearn.train import predict
+    from advunlearn.core.train import predict
 
     def ce(model, idx):
         return float(nn.functional.cross_entropy(predict(model, exp_class.data, idx), exp_class.data.y[idx]))
@@ -496,7 +498,7 @@ def test_scrub_r_is_registered_and_rewinds_to_the_checkpoint_closest_to_the_vali
     assert len(errs) == 5                                  # θ_o and the model after each of 4 epochs
     assert rw["epoch"] == min(range(5), key=lambda i: (abs(errs[i] - target), -i))
     # the returned model is that checkpoint: its forget error is the recorded one
-    from advunlearn.train import predict
+    from advunlearn.core.train import predict
 
     s = exp_random.splits
     err = 100.0 * float((predict(model, exp_random.data, s.forget, exact=True).argmax(1)
@@ -576,7 +578,7 @@ def test_ssd_changes_only_the_selected_parameters(exp_class):
 
 # ---- Retrain (another seed) ----------------------------------------------------------------------------
 def test_retrain_seed2_is_an_independent_retrain(exp_class):
-    from advunlearn.train import accuracy
+    from advunlearn.core.train import accuracy
 
     r1, i1 = M.run_method(exp_class, "retrain")
     r2, i2 = M.run_method(exp_class, "retrain_seed2")
@@ -609,8 +611,8 @@ def _naive_fisher(model, x, y=None):
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 @pytest.mark.parametrize("weights", ["model", "label"])
 def test_fisher_diagonal_equals_a_per_sample_loop(arch, weights):
-    from advunlearn.data import Dataset
-    from advunlearn.models import build_model
+    from advunlearn.core.data import Dataset
+    from advunlearn.core.models import build_model
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(13, 1, 8, 8, generator=g)

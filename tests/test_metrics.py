@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from advunlearn.config import ConfigError
-from advunlearn.metrics import DISPARITY_KEYS, avg_disparity, evaluate
-from advunlearn.mia import (ATTACKS, attack_features, confidence, correctness, entropy, mia_efficacy,
-                            modified_entropy, svc_mia_efficacy)
+from advunlearn.core.config import ConfigError
+from advunlearn.evaluation.metrics import DISPARITY_KEYS, avg_disparity, evaluate
+from advunlearn.evaluation.mia import (ATTACKS, attack_features, confidence, correctness, entropy, mia_efficacy,
+                                       modified_entropy, svc_mia_efficacy)
 
 
 # ---- metric features ------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_avg_disparity_reproduces_paper_row():
 # ---- evaluate on digits -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_class(tmp_path_factory):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     exp = Experiment(dataset="digits", scheme="class", profile="cpu", progress=False,
                      results=tmp_path_factory.mktemp("metrics-results"))
@@ -122,7 +122,7 @@ def digits_class(tmp_path_factory):
 
 
 def test_evaluate_on_digits(digits_class):
-    from advunlearn.train import accuracy
+    from advunlearn.core.train import accuracy
 
     exp = digits_class
     model, _ = exp.original()
@@ -152,7 +152,7 @@ def test_evaluate_on_digits(digits_class):
 def test_figure2_attacks_in_threads_are_the_serial_fits(digits_class):
     """The five SVCs fitted side by side in threads give what one thread gives, attack by attack;
     a bad thread count is refused."""
-    from advunlearn.mia import all_attacks, softmax_outputs
+    from advunlearn.evaluation.mia import all_attacks, softmax_outputs
 
     exp = digits_class
     model, _ = exp.original()

@@ -3,11 +3,12 @@ import copy
 import pytest
 import torch
 
-from advunlearn.config import ConfigError, TrainConfig, get_profile
-from advunlearn.data import make_splits
-from advunlearn.models import build_model, check_defender
-from advunlearn.prune import apply_masks, omp, prunable, sparsity_of
-from advunlearn.train import accuracy, fit, lr_factor
+from advunlearn.core.config import ConfigError, TrainConfig
+from advunlearn.experiments.profiles import get_profile
+from advunlearn.core.data import make_splits
+from advunlearn.core.models import build_model, check_defender
+from advunlearn.core.prune import apply_masks, omp, prunable, sparsity_of
+from advunlearn.core.train import accuracy, fit, lr_factor
 
 
 @pytest.mark.parametrize("name, c, size, feat", [

@@ -73,7 +73,7 @@ def test_notebook_hygiene(path):
 # ---- the answers on the testbed ------------------------------------------------------------------
 # nbval runs every notebook in fast mode (digits); an answer whose prose is about the testbed is only
 # checked when it runs there.  These run on Fashion-MNIST with the cpu profile, as a student runs them.
-from advunlearn.data import DEBIAN_FASHION as FASHION  # noqa: E402
+from advunlearn.core.data import DEBIAN_FASHION as FASHION  # noqa: E402
 # 01: θ₀, its sparse twin and Retrain (about a minute on an idle core); 05: the explorer's 3 × 3 grid of
 # Ours at the tuned iteration count and one fresh run (about 3 minutes), on the same store.
 TESTBED_SOLUTIONS = ["01_pretraining_solutions", "05_explorer_solutions"]

@@ -89,7 +89,7 @@ def test_publish_copies_finished_runs_only_and_refuses_an_unfinished_batch(tmp_p
     import csv
 
     from advunlearn.batch import publish
-    from advunlearn.config import ConfigError
+    from advunlearn.core.config import ConfigError
 
     src, dest = tmp_path / "batch", tmp_path / "published"
     row = {"dataset": "fashion-mnist", "scheme": "random", "sparsity": 0.0, "seed": 0, "method": "retrain",
@@ -125,7 +125,7 @@ def _ulira_record(method, acc, scheme="random"):
 def test_readme_check_covers_ulira_tables(tmp_path):
     import json
 
-    from advunlearn.report import document_parts
+    from advunlearn.report.document import document_parts
 
     res = tmp_path / "fm-ulira"
     res.mkdir()

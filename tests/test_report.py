@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
-from advunlearn.report import (Table, build_report, build_table, figure2_data, load_records, method_key,
-                               summarize, table1, table2, validate_record)
+from advunlearn.report import (Table, build_report, build_table, figure2_data, load_records, method_key, summarize,
+                               table1, table2, validate_record)
 
 ATTACKS = ("correctness", "confidence", "entropy", "m_entropy", "prob")
 

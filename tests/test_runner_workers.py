@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from advunlearn.config import ConfigError
-from advunlearn.experiment import Experiment
-from advunlearn.runner import _worker_order, method_workers, run_experiment
+from advunlearn.core.config import ConfigError
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.experiments.runner import _worker_order, run_experiment
+from advunlearn.experiments.workers import method_workers
 
 METHODS = ["retrain", "ours", "ga", "ft", "ours_no_vss", "ssd"]
 VOLATILE = ("run_time_s", "attacker", "records_time_s")
@@ -82,7 +83,7 @@ def _fail_or_sleep(spec, i):
 def test_a_failed_task_stops_the_other_workers_at_once():
     import psutil
 
-    from advunlearn.shadows import run_tasks
+    from advunlearn.experiments.workers import run_tasks
 
     def live_children() -> set[int]:  # processes that exist, not multiprocessing's bookkeeping of them
         return {c.pid for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE}
@@ -102,8 +103,8 @@ def test_a_failed_task_stops_the_other_workers_at_once():
 _INTERRUPTED = r"""
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever this test inherited
-from advunlearn.experiment import Experiment
-from advunlearn.runner import run_experiment
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.experiments.runner import run_experiment
 
 if __name__ == "__main__":
     exp = Experiment(dataset="digits", profile="tiny", scheme="random", seed=5, device="cpu", results=sys.argv[1],

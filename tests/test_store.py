@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from advunlearn import cli
-from advunlearn.experiment import Experiment
-from advunlearn.models import build_model
-from advunlearn.prune import sparsity_of
-from advunlearn.store import CheckpointError, Store, StoreError, atomic_write_json, load_model, save_model
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.core.models import build_model
+from advunlearn.core.prune import sparsity_of
+from advunlearn.core.store import CheckpointError, Store, StoreError, atomic_write_json, load_model, save_model
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
@@ -66,7 +66,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 def test_read_only_results_folder_is_a_clear_error(tmp_path, monkeypatch):
     import errno
 
-    import advunlearn.store as s
+    import advunlearn.core.store as s
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -87,7 +87,7 @@ def test_read_only_results_folder_is_a_clear_error(tmp_path, monkeypatch):
 def test_write_error_messages(tmp_path, monkeypatch):
     import errno
 
-    import advunlearn.store as s
+    import advunlearn.core.store as s
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -165,7 +165,7 @@ def test_changed_checkpoint_bytes_fail_the_checksum(tmp_path):
 
 
 def test_a_missing_json_of_a_done_artifact_names_the_folder_to_delete(tmp_path):
-    from advunlearn.store import read_json
+    from advunlearn.core.store import read_json
 
     with pytest.raises(CheckpointError, match=rf"missing; delete its folder {tmp_path}"):
         read_json(tmp_path / "result.json")
@@ -211,7 +211,7 @@ def test_run_refuses_a_stored_model_whose_checksum_file_is_gone(tmp_path, capsys
 def test_the_thread_count_is_part_of_every_cpu_artifact_key(tmp_path):
     """One and two threads split float sums differently, so their models differ slightly: each thread
     count gets its own store keys (and its records say which), never the other's artifacts."""
-    from advunlearn.runner import evaluate_method
+    from advunlearn.experiments.runner import evaluate_method
 
     before = torch.get_num_threads()
     try:

@@ -8,11 +8,11 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from advunlearn.config import ConfigError, TrainConfig
-from advunlearn.strong import (attack_metrics, auc, auc_ci, clopper_pearson, lira_offline,
-                               logit_confidence, logit_scaled_confidence, mean_ci, reference_models,
-                               rmia, roc_curve_points, roc_figure, strong_attack_report, tpr_at_fpr,
-                               true_class_prob)
+from advunlearn.core.config import ConfigError, TrainConfig
+from advunlearn.evaluation.strong import (attack_metrics, auc, auc_ci, clopper_pearson, lira_offline,
+                                          logit_confidence, logit_scaled_confidence, mean_ci, reference_models, rmia,
+                                          roc_curve_points, roc_figure, strong_attack_report, tpr_at_fpr,
+                                          true_class_prob)
 
 # ---------------------------------------------------------------------------------------------
 # statistics
@@ -246,7 +246,7 @@ def test_tpr_interval_covers_the_true_tpr_at_the_chosen_threshold():
 @pytest.fixture(scope="module")
 def fashion_leak(tmp_path_factory, one_thread):
     """1,000 training images, half of them D_f; an MLP trained 30 epochs without weight decay."""
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     exp = Experiment(dataset="fashion-mnist", profile="cpu", scheme="random", forget_frac=0.5, seed=0,
                      progress=False, results=tmp_path_factory.mktemp("strong"),
@@ -296,7 +296,7 @@ def test_reference_models_are_cached_out_models(fashion_leak):
 
 
 def test_class_scheme_uses_same_class_negatives_and_sparse_refs_keep_the_mask(tmp_path, one_thread):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     cfg = TrainConfig(epochs=5, lr=0.05, batch_size=64, augment=False)
     exp = Experiment(dataset="digits", profile="cpu", scheme="class", forget_class=3, sparsity=0.8,
@@ -352,8 +352,8 @@ def test_a_tpr_below_the_fpr_resolution_is_not_printed():
 
 
 def test_fresh_attacker_never_touches_the_loop_part_of_D_v_and_has_a_positive_control(fashion_leak):
-    from advunlearn.runner import fresh_attacker, fresh_attacker_split
-    from advunlearn.unlearn import split_validation
+    from advunlearn.evaluation.fresh import fresh_attacker, fresh_attacker_split
+    from advunlearn.dau.unlearn import split_validation
 
     exp, refs, _ = fashion_leak
     loop, held = split_validation(exp.splits.val, exp.seed)

@@ -2,7 +2,7 @@
 
 import time
 
-from advunlearn.timing import _NULL, phase, phase_timer
+from advunlearn.core.timing import _NULL, phase, phase_timer
 
 
 def test_phase_is_a_shared_no_op_without_a_timer():

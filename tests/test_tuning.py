@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from advunlearn.config import ConfigError
-from advunlearn.tuning import (CRITERION, EDGE, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, edges,
-                               freeze, from_optuna, position, published_values, record_markdown, run_study,
-                               study_seed, to_optuna, tunable_methods, tune)
+from advunlearn.core.config import ConfigError
+from advunlearn.studies.tuning import (CRITERION, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, freeze,
+                                       record_markdown, run_study, tune)
+from advunlearn.studies.tuning_space import (EDGE, edges, from_optuna, position, published_values, study_seed,
+                                             to_optuna, tunable_methods)
 
 
 def test_distance_is_the_mean_absolute_difference_and_inf_when_diverged():
@@ -53,7 +54,7 @@ def test_a_study_starts_from_the_published_values_resumes_and_freezes(tmp_path, 
 
 
 def test_frozen_values_are_what_the_profile_runs(tmp_path, monkeypatch):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
     from advunlearn.methods import resolve_hparams
 
     folder = tmp_path / "tuned"
@@ -115,7 +116,7 @@ def test_log1m_searches_one_minus_beta_on_a_log_scale():
     assert position(0.999, space["beta"]) == pytest.approx(
         (math.log(0.5) - math.log(1e-3)) / (math.log(0.5) - math.log(1e-5)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from advunlearn.tuning import suggest
+    from advunlearn.studies.tuning_space import suggest
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     betas = []
@@ -186,7 +187,7 @@ def test_every_method_runs_its_tuned_values_in_the_memorized_scheme(tmp_path, sp
     name in ``hparams_scheme``), never the module defaults."""
     from types import SimpleNamespace
 
-    from advunlearn.config import get_profile
+    from advunlearn.experiments.profiles import get_profile
     from advunlearn.methods import resolve_hparams
 
     tuned = _tuned_everywhere(tmp_path / "tuned")
@@ -205,7 +206,7 @@ def test_tuning_fixed_values_change_how_fast_not_what_a_trial_computes(tmp_path,
     """Ours' trials skip the history's records (TUNING_FIXED); the unlearned model is the same."""
     import torch
 
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
     from advunlearn.methods import get, run_method
 
     fixed = get("ours").module.TUNING_FIXED
@@ -219,7 +220,7 @@ def test_tuning_fixed_values_change_how_fast_not_what_a_trial_computes(tmp_path,
 
 
 def _open_same_storage(args):
-    from advunlearn.tuning import _open_study
+    from advunlearn.studies.tuning import _open_study
 
     storage, barrier_path, i = args
     import os

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from advunlearn import neurips_score as ns
-from advunlearn.config import ConfigError
-from advunlearn.ulira import analytic_auc, ci_vs_shadows, lira_attack, ulira_attack
+from advunlearn.evaluation import neurips_score as ns
+from advunlearn.core.config import ConfigError
+from advunlearn.studies.ulira import analytic_auc, ci_vs_shadows, lira_attack, ulira_attack
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _metric_py_transcription as metric_py  # noqa: E402
@@ -171,14 +171,14 @@ def test_unlearning_score_scales_by_accuracy_ratios():
 # shadows on digits (tiny profile: a model trains in about a second)
 # ---------------------------------------------------------------------------------------------
 def _digits(tmp, scheme="random", seed=0, **kw):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     return Experiment(dataset="digits", profile="tiny", scheme=scheme, seed=seed, results=tmp, progress=False,
                       device="cpu", **kw)
 
 
 def test_shadow_plan_design(tmp_path, one_thread):
-    from advunlearn.shadows import shadow_experiment, shadow_plan
+    from advunlearn.studies.shadows import shadow_experiment, shadow_plan
 
     exp = _digits(tmp_path)
     key_before = exp.forget_key()
@@ -202,8 +202,8 @@ def test_shadow_plan_design(tmp_path, one_thread):
 
 _CHILD = """
 import sys
-from advunlearn.experiment import Experiment
-from advunlearn.shadows import run_shadows
+from advunlearn.experiments.experiment import Experiment
+from advunlearn.studies.shadows import run_shadows
 exp = Experiment(dataset="digits", profile="tiny", seed=0, results=sys.argv[1], progress=False, device="cpu")
 run_shadows(exp, ["original", "reference"], 4)
 """
@@ -215,7 +215,7 @@ def test_killed_shadow_run_resumes(tmp_path):
     import subprocess
     import time
 
-    from advunlearn.shadows import collect, run_shadows, shadow_plan
+    from advunlearn.studies.shadows import collect, run_shadows, shadow_plan
 
     env = {**os.environ, "ADVUNLEARN_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], env=env)
@@ -240,7 +240,7 @@ def test_killed_shadow_run_resumes(tmp_path):
 
 
 def test_memorized_forget_set_is_memorised(tmp_path, one_thread):
-    from advunlearn.memorization import _memo_shadow, memorization_scores
+    from advunlearn.studies.memorization import _memo_shadow, memorization_scores
 
     for seed in (0, 1):
         mem = _digits(tmp_path, scheme="memorized", seed=seed, memorization_shadows=4)
@@ -251,7 +251,7 @@ def test_memorized_forget_set_is_memorised(tmp_path, one_thread):
         assert sc["n_shadows"] == 4
         # held-out estimate from four other shadows (pairs 2 and 3 of an 8-shadow plan)
         train = mem.splits.train.numpy()
-        from advunlearn.memorization import _membership
+        from advunlearn.studies.memorization import _membership
 
         member = _membership(mem, len(train), 8)[4:]
         correct = np.stack([_memo_shadow(mem, train, 8, i)["correct"] for i in range(4, 8)]).astype(float)
@@ -265,7 +265,7 @@ def test_memorized_forget_set_is_memorised(tmp_path, one_thread):
 
 
 def test_ulira_pipeline_records(tmp_path, one_thread):
-    from advunlearn.ulira import ulira_evaluate
+    from advunlearn.studies.ulira import ulira_evaluate
 
     exp = _digits(tmp_path)
     recs = ulira_evaluate(exp, ["ft"], n_shadows=4, n_boot=50, out=tmp_path / "u.json", log=None)
@@ -286,7 +286,7 @@ def test_report_reads_ulira_records(tmp_path):
     import json
 
     from advunlearn.report import build_report
-    from advunlearn.ulira import evaluate_from_phi
+    from advunlearn.studies.ulira import evaluate_from_phi
 
     recs = []
     for method, shift in (("retrain", 0.0), ("ft", 1.0)):
@@ -320,7 +320,7 @@ def test_ulira_with_workers_computes_every_shadow_once_whatever_the_callers_thre
 
     import torch
 
-    from advunlearn.ulira import ulira_evaluate
+    from advunlearn.studies.ulira import ulira_evaluate
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-import advunlearn.unlearn as U
-from advunlearn.attacker import Attacker
-from advunlearn.config import AttackerConfig, ConfigError, TrainConfig, UnlearnConfig
-from advunlearn.models import build_model
-from advunlearn.prune import omp
-from advunlearn.unlearn import AdversarialUnlearner, adversarial_unlearn
+import advunlearn.dau.unlearn as U
+from advunlearn.dau.attacker import Attacker
+from advunlearn.core.config import AttackerConfig, ConfigError, TrainConfig, UnlearnConfig
+from advunlearn.core.models import build_model
+from advunlearn.core.prune import omp
+from advunlearn.dau.unlearn import AdversarialUnlearner, adversarial_unlearn
 
 SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
 
@@ -23,7 +23,7 @@ SMALL = dict(d_model=32, heads=4, layers=1, ff=64)
 
 @pytest.fixture(scope="module")
 def rand_exp(digits_store, one_thread):
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     exp = Experiment(dataset="digits", scheme="random", seed=0, progress=False, results=digits_store)
     model, _ = exp.original()
@@ -91,8 +91,8 @@ def test_an_attacker_step_raises_L_A(rand_exp):
 def _adv_term(u, x, y, s, nf, kind):
     """The defender's adversarial term exactly as ``defender_step`` differentiates it: p from the
     model (eval mode, fp32), the sensitivity s held fixed, the attacker frozen in eval mode."""
-    from advunlearn.attacker import make_tokens
-    from advunlearn.losses import attacker_loss
+    from advunlearn.dau.attacker import make_tokens
+    from advunlearn.dau.losses import attacker_loss
 
     with torch.no_grad(), U.eval_mode(u.model), U.eval_mode(u.attacker):
         p = torch.softmax(u.model.fc(u.model.encoder(x.float())).float(), dim=-1)
@@ -230,8 +230,8 @@ def test_same_seed_same_result(rand_exp):
 
 # ---- behaviour ------------------------------------------------------------------------------------
 def test_classwise_unlearning_forgets_the_class_and_keeps_the_rest(digits_store, one_thread):
-    from advunlearn.experiment import Experiment
-    from advunlearn.train import accuracy
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.core.train import accuracy
 
     exp = Experiment(dataset="digits", scheme="class", forget_class=3, seed=0, progress=False, results=digits_store)
     model, _ = exp.original()
@@ -251,7 +251,7 @@ def test_classwise_unlearning_forgets_the_class_and_keeps_the_rest(digits_store,
 @pytest.fixture(scope="module")
 def fashion_leak(tmp_path_factory, one_thread):
     """An MLP overfit on 1,000 Fashion-MNIST images: its outputs clearly leak membership."""
-    from advunlearn.experiment import Experiment
+    from advunlearn.experiments.experiment import Experiment
 
     exp = Experiment(dataset="fashion-mnist", profile="cpu", scheme="random", seed=0, progress=False,
                      results=tmp_path_factory.mktemp("leak"),
@@ -262,8 +262,8 @@ def fashion_leak(tmp_path_factory, one_thread):
 
 
 def test_attacker_beats_chance_and_random_forgetting_pushes_it_toward_50(fashion_leak):
-    from advunlearn.attacker import pretrain_attacker
-    from advunlearn.unlearn import split_validation
+    from advunlearn.dau.attacker import pretrain_attacker
+    from advunlearn.dau.unlearn import split_validation
 
     exp, model = fashion_leak
     loop_val, _ = split_validation(exp.splits.val, seed=0)
@@ -288,10 +288,10 @@ def test_runner_attacker_never_sees_the_heldout_validation_and_run_time_leaves_o
                                                                                                 one_thread):
     """The stored attacker is pretrained on the loop part of D_v only (the part the records use stays
     unseen), and Ours' run time is attacker pretraining + the loop, without the records' evaluation."""
-    import advunlearn.attacker as A
-    from advunlearn.experiment import Experiment
-    from advunlearn.runner import unlearn_config, unlearn_ours
-    from advunlearn.unlearn import split_validation
+    import advunlearn.dau.attacker as A
+    from advunlearn.experiments.experiment import Experiment
+    from advunlearn.methods.ours import unlearn_config, unlearn_ours
+    from advunlearn.dau.unlearn import split_validation
 
     exp = Experiment(dataset="digits", scheme="random", seed=1, profile="tiny", progress=False, results=tmp_path)
     seen = {}

@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from advunlearn.config import (PROFILE_NAMES, AttackerConfig, ConfigError, Profile, TrainConfig, UnlearnConfig,
-                               get_profile, profile_to_dict)
-from advunlearn.data import DATASETS, DatasetNotFoundError, load_dataset, make_splits
+from advunlearn.core.config import DATASETS, PROFILE_NAMES, AttackerConfig, ConfigError, TrainConfig, UnlearnConfig
+from advunlearn.experiments.profiles import Profile, get_profile, profile_to_dict
+from advunlearn.core.data import DatasetNotFoundError, load_dataset, make_splits
 from test_data import _write_cifar10
 
 

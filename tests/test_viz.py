@@ -3,8 +3,8 @@
 import math
 from collections import defaultdict
 
-from advunlearn.viz import (CHANCE_LA, LivePlot, confidence_panels, method_colors, mia_figure, symmetric_scale,
-                            tradeoff_figure, unlearning_figure)
+from advunlearn.course.viz import (CHANCE_LA, LivePlot, confidence_panels, method_colors, mia_figure,
+                                   symmetric_scale, tradeoff_figure, unlearning_figure)
 
 
 def _records(n=3):
