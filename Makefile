@@ -42,6 +42,7 @@ demo: $(STAMP)
 NUMERIC_AVX2 := MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=15 --nbval-lax notebooks tests
 	$(NUMERIC_AVX2) ADVUNLEARN_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -m numeric tests
 	$(NUMERIC_AVX2) ADVUNLEARN_THREADS=2 OMP_NUM_THREADS=2 $(PY) -m pytest -q -p no:cacheprovider -m numeric tests
