@@ -199,7 +199,7 @@ def test_seed_bound_covers_every_offset_the_code_adds(tmp_path):
     from advunlearn.experiments.experiment import Experiment
 
     offsets = set()
-    for f in (ROOT / "advunlearn").glob("*.py"):
+    for f in (ROOT / "advunlearn").rglob("*.py"):
         for m in re.finditer(r"seed\)?\s*\+\s*([0-9][0-9_]*)", f.read_text()):
             offsets.add(int(m.group(1)))
     assert 10_000 in offsets and max(offsets) == MAX_SEED_OFFSET, sorted(offsets)
