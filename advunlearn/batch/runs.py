@@ -39,8 +39,8 @@ def run_status(run_dir: Path) -> dict | None:
 
 
 def settings_fingerprint() -> str:
-    """A hash of every profile resolved for every dataset (``advunlearn.config``) and of the methods'
-    result versions (``advunlearn.methods.versions()``, ``advunlearn.runner.STRONG_VERSION``).
+    """A hash of every profile resolved for every dataset (``advunlearn.core.config``) and of the methods'
+    result versions (``advunlearn.methods.versions()``, ``advunlearn.evaluation.fresh.STRONG_VERSION``).
 
     A run's parameters name a profile, not its values, so a run finished before a profile's defaults
     changed (say, the digits unlearning settings) or before a method's code changed what it computes
@@ -64,7 +64,7 @@ def is_current(status: dict | None, run_dir: Path, fingerprint: str, threads: in
 
 def run_threads(env: dict | None = None) -> int:
     """The CPU threads a run's notebook computes with in ``env`` (``ADVUNLEARN_THREADS``, else every
-    core: what :func:`advunlearn.train.resolve_device` sets)."""
+    core: what :func:`advunlearn.core.train.resolve_device` sets)."""
     env = os.environ if env is None else env
     return max(1, int(env.get("ADVUNLEARN_THREADS") or os.cpu_count() or 1))
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
 MODELS = ("mlp", "cnn", "resnet18")
-# memorized: a random-size forget set of the most memorised training samples (advunlearn.memorization)
+# memorized: a random-size forget set of the most memorised training samples (advunlearn.studies.memorization)
 SCHEMES = ("random", "class", "memorized")
 SCHEDULES = ("cosine", "multistep", "constant")
 PROFILE_NAMES = ("paper", "gpu", "cpu", "tiny")
@@ -28,11 +28,11 @@ UNLEARN_KEYS = tuple(f"{s}-{d}" for s in ("random", "class") for d in ("dense", 
 
 # Seeds.  The code seeds its generators with the experiment's seed plus fixed offsets (e.g.
 # ``seed + 10_000`` for Retrain's initialisation, ``seed + 1299709`` for the evaluation noise in
-# unlearn.py); 1,299,709 is the largest (tests/test_bad_input.py checks the source for larger ones).
+# dau/history.py); 1,299,709 is the largest (tests/test_bad_input.py checks the source for larger ones).
 # A seed is allowed up to the value at which seed + offset still fits a signed 32-bit integer, the
 # narrowest seed any generator here or in the libraries it feeds takes (NumPy's legacy RandomState
 # and scikit-learn's random_state: < 2**32; torch.Generator.manual_seed: < 2**64).  The reference
-# models' seeds, seed * 1000 + 1 + i (strong.py), go to torch alone and stay below 2**41.
+# models' seeds, seed * 1000 + 1 + i (evaluation/strong.py), go to torch alone and stay below 2**41.
 MAX_SEED_OFFSET = 1_299_709
 MAX_SEED = 2**31 - 1 - MAX_SEED_OFFSET
 

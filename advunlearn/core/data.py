@@ -359,7 +359,7 @@ def make_splits(dataset: Dataset, scheme: str = "random", forget_frac: float = 0
 
     random: ``forget_frac`` of D at random; class: every sample of D with label ``forget_class``
     (default: a class drawn with the seed); memorized: the ``forget_frac`` of D with the highest
-    ``scores`` (one per dataset index, e.g. :func:`advunlearn.memorization.memorization_scores`;
+    ``scores`` (one per dataset index, e.g. :func:`advunlearn.studies.memorization.memorization_scores`;
     ties go to the lower index), D and D_v as for random.  ``max_train`` subsamples D (CPU profiles).
     """
     check_choice("scheme", scheme, ("random", "class", "memorized"))

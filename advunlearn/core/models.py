@@ -90,7 +90,7 @@ def check_defender(model: nn.Module) -> None:
     """The unlearning code needs ``model.encoder`` and ``model.fc`` with ``model(x) == fc(encoder(x))``."""
     if not (hasattr(model, "encoder") and hasattr(model, "fc")):
         raise ConfigError(f"model of type {type(model).__name__} has no .encoder/.fc; build it with "
-                          "advunlearn.models.build_model or give it encoder and fc submodules")
+                          "advunlearn.core.models.build_model or give it encoder and fc submodules")
 
 
 def model_signature(model: Classifier, dataset: str) -> dict:

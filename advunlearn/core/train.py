@@ -88,7 +88,7 @@ def fit(model: nn.Module, data, indices: torch.Tensor, cfg: TrainConfig, *, seed
         epoch_end: Callable[[int, nn.Module], None] | None = None) -> dict:
     """Train ``model`` on ``data`` at ``indices`` with ``cfg``; returns ``{"time_s", "steps", "loss"}``.
 
-    ``masks`` (from :func:`advunlearn.prune.omp`) are re-applied after every step so pruned weights
+    ``masks`` (from :func:`advunlearn.core.prune.omp`) are re-applied after every step so pruned weights
     stay exactly zero.  ``ascent=True`` maximises the cross-entropy (gradient ascent unlearning).
     ``callbacks`` receive ``{"step", "epoch", "loss", "lr"}`` every ``every`` steps.
     ``epoch_end(epoch, model)`` runs after each epoch (used for OMP rewinding).

@@ -152,7 +152,7 @@ def unlearning_figure(records: Sequence[dict], title: str = "Adversarial unlearn
 
 
 class LivePlot:
-    """A callback for :func:`advunlearn.unlearn.adversarial_unlearn` that redraws the figure per record."""
+    """A callback for :func:`advunlearn.dau.unlearn.adversarial_unlearn` that redraws the figure per record."""
 
     def __init__(self, title: str = "Adversarial unlearning", every: int = 1, display: bool = True):
         self.records: list[dict] = []

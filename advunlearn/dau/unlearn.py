@@ -23,7 +23,7 @@ Choices the paper leaves open, stated here:
   D_f/D_v batch goes through the defender in eval mode and fp32 (the deployed model): its encoder
   features feed V_ss and its softmax p the attacker term (so V_ss and the attacker see the same
   model the records and the evaluation see); the sensitivity is computed in eval mode too, see
-  :mod:`advunlearn.attacker`; the attacker is in eval mode (running BatchNorm statistics, no
+  :mod:`advunlearn.dau.attacker`; the attacker is in eval mode (running BatchNorm statistics, no
   dropout) while it serves the defender's loss, in train mode for its own steps;
 * with ``beta = 0`` (Table 2's ablation) V_ss is computed without gradients, for the records only;
 * augmentation (``cfg.augment``) applies to the D_r batch only -- the attacker and V_ss see the
@@ -116,7 +116,7 @@ def _as_attacker_config(cfg) -> AttackerConfig:
 def _check_splits(splits, data) -> None:
     for name in ("train", "forget", "retain", "val"):
         if not hasattr(splits, name):
-            raise ConfigError(f"splits has no field {name!r}; allowed: a Splits from advunlearn.data.make_splits "
+            raise ConfigError(f"splits has no field {name!r}; allowed: a Splits from advunlearn.core.data.make_splits "
                               "(fields train, forget, retain, val)")
     n_all = len(data.y)
     for name in ("train", "forget", "retain", "val"):
@@ -148,7 +148,7 @@ def _check_masks(model: nn.Module, masks) -> dict | None:
         return None
     if not isinstance(masks, Mapping):
         raise ConfigError(f"masks={type(masks).__name__} is not allowed; pass None or a dict "
-                          "{parameter name: bool tensor} from advunlearn.prune.omp")
+                          "{parameter name: bool tensor} from advunlearn.core.prune.omp")
     params = dict(model.named_parameters())
     for name, m in masks.items():
         if name not in params:
@@ -440,7 +440,7 @@ def adversarial_unlearn(model: nn.Module, data, splits, cfg: UnlearnConfig | Map
                         progress: bool = True, eval_every: int | None = None) -> tuple[nn.Module, History]:
     """Run Algorithm 1 on ``model`` in place; return ``(model, history)``.
 
-    ``attacker``: a pretrained :class:`~advunlearn.attacker.Attacker` (trained further in place);
+    ``attacker``: a pretrained :class:`~advunlearn.dau.attacker.Attacker` (trained further in place);
     None pretrains one with ``attacker_cfg`` on D (members) vs the loop part of D_v.
     ``masks``: OMP masks kept exact after every defender step.  ``callbacks`` receive every record
     dict.  Records are made before the first step (iteration 0), every ``eval_every`` iterations

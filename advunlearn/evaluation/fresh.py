@@ -35,7 +35,7 @@ def strong_evaluation(model, exp, n_refs: int = 4) -> dict:
 def fresh_attacker_split(exp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(training non-members, evaluation non-members, evaluation members) of the post-hoc attacker.
 
-    Non-members come from the held-out part of D_v only (:func:`advunlearn.unlearn.split_validation`),
+    Non-members come from the held-out part of D_v only (:func:`advunlearn.dau.unlearn.split_validation`),
     which Algorithm 1's loop never samples (Ours pulls the loop part toward D_f's outputs, so an
     attacker scored on it would be judged on data the defender trained against).  It is split in two
     halves: one trains the attacker (members: D_r), the other is what D_f is told apart from.  In the

@@ -2,7 +2,7 @@
 
 - UA = 100 - accuracy on D_f; RA = accuracy on D_r; TA = accuracy on D_t (class-wise: D_t without the
   forgotten class, which ``exp.splits.test`` already is).  Eval mode, no augmentation.
-- MIA_efficacy: the confidence-feature SVC attack of :mod:`advunlearn.mia` (percent).
+- MIA_efficacy: the confidence-feature SVC attack of :mod:`advunlearn.evaluation.mia` (percent).
 - ``mia``: Figure 2's metric attacks, each an efficacy in percent computed the same SVC way.
 - Avg. Disparity: mean of |m - m_retrain| over UA, MIA_efficacy, RA, TA (percentage points).
 

@@ -378,7 +378,7 @@ def strong_attack_report(model, exp, refs: Sequence, fpr_points: Sequence[float]
     ``max_neg`` with the experiment's seed).  ``refs`` are OUT models for both (see
     :func:`reference_models`).  RMIA's population is the held-out part of D_v unless given (never
     trained by θ0 nor the references, and never sampled by Algorithm 1, whose loop part of D_v is
-    pulled on by the attacker term and V_ss; :func:`advunlearn.unlearn.split_validation`).  Returns ``{attack: attack_metrics(...)}`` for ``lira_fixed``, ``rmia`` and, with
+    pulled on by the attacker term and V_ss; :func:`advunlearn.dau.unlearn.split_validation`).  Returns ``{attack: attack_metrics(...)}`` for ``lira_fixed``, ``rmia`` and, with
     at least two references, ``lira_per_example``; each also holds ``n_refs``, ``n_population``,
     ``negatives`` and the report's ``time_s``.
     """

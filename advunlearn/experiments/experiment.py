@@ -51,12 +51,12 @@ class Experiment:
     data_root: str | None = None
     progress: bool = True
     profile_overrides: dict = field(default_factory=dict)
-    # memorized scheme: how many shadow models estimate the memorisation scores (advunlearn.memorization)
+    # memorized scheme: how many shadow models estimate the memorisation scores (advunlearn.studies.memorization)
     memorization_shadows: int = 32
     # memorized scheme: single-thread processes that train those models when the scores are not
     # stored yet (the scores do not depend on it)
     memorization_workers: int = 1
-    # A shadow model's experiment (advunlearn.shadows): the parent's data and the shadow's own splits,
+    # A shadow model's experiment (advunlearn.studies.shadows): the parent's data and the shadow's own splits,
     # and ``shadow``, the key that makes its artifacts its own.  None for every ordinary experiment.
     given_data: Dataset | None = field(default=None, repr=False, compare=False)
     given_splits: Splits | None = field(default=None, repr=False, compare=False)

@@ -92,7 +92,7 @@ def run_tasks(exp, spec: dict, fn: Callable, arglist: Sequence[tuple], *, worker
     """``fn(exp_or_spec, *args)`` for every args: here (``workers=1``), in a pool of single-thread
     processes, or as Ray tasks of one CPU each; a worker rebuilds the experiment from ``spec``.
 
-    Stopping: Ctrl-C, SIGTERM or SIGHUP (:func:`advunlearn.stopping.stop_on_signals`) or a failed task
+    Stopping: Ctrl-C, SIGTERM or SIGHUP (:func:`advunlearn.core.stopping.stop_on_signals`) or a failed task
     cancels the queued tasks and ends the running ones with their processes (:func:`stop_pool`), then
     raises; what finished was handed to ``on_result`` and is kept."""
     from ..core.stopping import signals_held, stop_on_signals

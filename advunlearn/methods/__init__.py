@@ -1,7 +1,7 @@
 """The unlearning methods: one module per method, and this registry (name -> :class:`MethodSpec`).
 
 Everything that lists methods reads :data:`REGISTRY`: ``advunlearn run --methods``, a batch's
-``methods`` check, :mod:`advunlearn.runner` (which runs them and keys their results), the report's
+``methods`` check, :mod:`advunlearn.experiments.runner` (which runs them and keys their results), the report's
 row order and labels, and notebook 04.  **A new method is one new file plus one line** here::
 
     register("mymethod")          # the module advunlearn/methods/mymethod.py
@@ -48,7 +48,7 @@ where ``Profile.methods[method]`` maps a key ``"default"``, ``"<scheme>"`` or
 ``"<scheme>-<dense|sparse>"`` to hyperparameters, merged in that order (the most specific key wins
 per hyperparameter), and ``fixed`` are the values a registration pins (``ours_no_vss`` is ``ours``
 with β = 0).  Frozen tuned values live in ``advunlearn/tuned/<profile>-<dataset>.json``
-(:func:`advunlearn.config.load_tuned`) and enter ``Profile.methods`` (for ``ours``: ``Profile.unlearn``).
+(:func:`advunlearn.experiments.profiles.load_tuned`) and enter ``Profile.methods`` (for ``ours``: ``Profile.unlearn``).
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def generator(exp, offset: int = 0) -> torch.Generator:
 def epoch_batches(idx: torch.Tensor, batch_size: int, gen: torch.Generator, *,
                   drop_last: bool = True) -> Iterator[torch.Tensor]:
     """One epoch of shuffled batches of ``idx`` (on the data's device).  ``drop_last`` drops the
-    ragged last batch, as :func:`advunlearn.train.fit` does, unless that would leave no batch."""
+    ragged last batch, as :func:`advunlearn.core.train.fit` does, unless that would leave no batch."""
     n = len(idx)
     if n == 0:
         return

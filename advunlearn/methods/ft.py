@@ -32,7 +32,7 @@ def profile_values(prof, scheme: str, sparsity: float) -> dict:
 
 
 def fit_run(name: str, exp, idx, hparams: dict, ascent: bool = False):
-    """FT and GA: :func:`advunlearn.train.fit` from a copy of θ0 on ``idx``."""
+    """FT and GA: :func:`advunlearn.core.train.fit` from a copy of θ0 on ``idx``."""
     from ..core.train import fit
 
     cfg = TrainConfig.from_dict({**DEFAULTS, **hparams}, where=name)

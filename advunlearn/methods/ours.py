@@ -79,9 +79,9 @@ def unlearn_config(exp, **overrides) -> UnlearnConfig:
 
 def pretrained_attacker(exp):
     """The attacker pretrained on θ0 (members D vs non-members: the loop part of D_v), from the store
-    or trained now.  The held-out part of D_v (:func:`advunlearn.unlearn.split_validation`) stays
+    or trained now.  The held-out part of D_v (:func:`advunlearn.dau.unlearn.split_validation`) stays
     unseen, so the history's attacker accuracy on it measures generalisation, as when
-    :func:`advunlearn.unlearn.adversarial_unlearn` pretrains its own attacker."""
+    :func:`advunlearn.dau.unlearn.adversarial_unlearn` pretrains its own attacker."""
     model, _ = exp.original()
     cfg = exp.prof.attacker
     key = {**exp.data_key(), **exp.model_key(), "attacker": cfg.to_dict(), "nonmembers": "val-loop-part"}

@@ -87,7 +87,7 @@ def parse_blocks(text: str, document: str | Path = "the document") -> list[Block
 def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
     """Every markdown piece the report builds, by name: ``table1``, ``table2``, ``strong`` (all settings
     together), ``table1/<dataset>/<scheme>``, ``table2/<dataset>/<scheme>`` (one table each) and
-    ``paired`` (Ours against the best baseline per setting, :mod:`advunlearn.comparison`)."""
+    ``paired`` (Ours against the best baseline per setting, :mod:`advunlearn.report.comparison`)."""
     recs = _dedupe(records)
     parts: dict[str, str] = {}
     for name, by_setting in (("table1", _table1_by_setting(recs)), ("table2", _table2_by_setting(recs))):

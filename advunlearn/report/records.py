@@ -90,7 +90,7 @@ def validate_record(rec: Mapping, where: str = "record") -> dict:
 
 
 def make_record(exp, method: str, result: Mapping, *, variant: str | None = None, **extra) -> dict:
-    """A result record for ``exp`` (an Experiment) from an :func:`advunlearn.metrics.evaluate` result."""
+    """A result record for ``exp`` (an Experiment) from an :func:`advunlearn.evaluation.metrics.evaluate` result."""
     rec = {"dataset": exp.dataset, "scheme": exp.scheme, "sparsity": float(exp.sparsity), "seed": int(exp.seed),
            "method": method, "profile": exp.profile, **{k: v for k, v in result.items()}, **extra}
     if variant is not None:

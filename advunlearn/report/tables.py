@@ -184,7 +184,7 @@ STRONG_ATTACKS = {"lira_fixed": "LiRA (fixed var.)", "lira_per_example": "LiRA (
 
 
 def strong_table(records: Iterable[Mapping]) -> str:
-    """Markdown table of the strong attacks in records' ``strong`` entries (see advunlearn.strong).
+    """Markdown table of the strong attacks in records' ``strong`` entries (see advunlearn.evaluation.strong).
 
     One row per (dataset, scheme, sparsity, method); per attack AUC and TPR at each reported FPR (in
     percent), plus the fresh post-hoc attacker's AUC on D_f vs D_v; mean ± 95% CI over seeds.  Read

@@ -92,7 +92,7 @@ def memorization_scores(exp, train=None, n_shadows: int | None = None, *, worker
     dataset index (NaN outside D), the score plus the probability difference / (2M), which orders
     equal scores by the probability difference without ever crossing a step of the score.
     ``time_s`` sums the shadows' training times.  ``workers`` / ``backend`` as
-    :func:`advunlearn.shadows.run_tasks`.
+    :func:`advunlearn.experiments.workers.run_tasks`.
     """
     from ..experiments.workers import experiment_spec, run_tasks
     from ..core.store import load_state, save_state

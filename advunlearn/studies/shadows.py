@@ -9,7 +9,7 @@ The design (one :class:`ShadowPlan` per experiment, fixed by its seed):
   in exactly half of the shadows and every shadow forgets |T| / 2 samples (|D_f| by default): the
   shadows have the experiment's forget-set size and D's size minus |D_f|.  Pair j's halves depend
   only on (seed, j), so K shadows are a prefix of K + 2: adding shadows reuses the stored ones;
-* shadow k = an :class:`~advunlearn.experiment.Experiment` with the splits train = B ∪ S_k,
+* shadow k = an :class:`~advunlearn.experiments.experiment.Experiment` with the splits train = B ∪ S_k,
   forget = S_k, retain = B (D_v and D_t the parent's) and its own seed and store key, so
   ``shadow.original()`` is a model trained with S_k, ``run_method(shadow, m)`` unlearns S_k with
   method m exactly as on the real experiment, and ``shadow.retrain()`` is Retrain-the-method;

@@ -353,7 +353,7 @@ def _study_task(kw: dict) -> dict:
     return run_study(**kw)
 
 
-def _study_job(_spec, kw: dict) -> dict:  # (as :func:`advunlearn.shadows.run_tasks` calls it)
+def _study_job(_spec, kw: dict) -> dict:  # (as :func:`advunlearn.experiments.workers.run_tasks` calls it)
     return _study_task(kw)
 
 

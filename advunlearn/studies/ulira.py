@@ -13,7 +13,7 @@ of a held-out model's φ(x) says "unlearned" when Λ > 0 (equal priors).  The at
 indistinguishable from retraining; its AUC is 0.5 then.  Retrain judged the same way (its models
 against other retrained models) is the floor a method can reach with this many shadows.
 
-How the shadows are formed (see :mod:`advunlearn.shadows`): a pool T of target examples, a base set
+How the shadows are formed (see :mod:`advunlearn.studies.shadows`): a pool T of target examples, a base set
 B = D \\ T; shadow k trains on B ∪ S_k with S_k a random half of T (pairs of complementary halves,
 so every x is in exactly half of the shadows), then unlearns S_k with the method under test; its
 retrained counterpart trains on B alone with its own seeds.  The held-out models are the shadows
@@ -334,7 +334,7 @@ def matched_groups(unlearned_phi, retrained_phi, member) -> tuple[np.ndarray, np
 
 def evaluate_from_phi(unlearned: dict, reference: dict, member, *, n_boot: int = DEFAULT_BOOT, conf: float = 0.95,
                       seed: int = 0, score: bool = True, shadows_curve: bool = True) -> dict:
-    """U-LiRA and the NeurIPS score from :func:`advunlearn.shadows.collect` outputs of a method and the references."""
+    """U-LiRA and the NeurIPS score from :func:`advunlearn.studies.shadows.collect` outputs of a method and the references."""
     from ..evaluation.neurips_score import unlearning_score
 
     u, r = unlearned["phi"], reference["phi"]
@@ -360,10 +360,10 @@ def ulira_evaluate(exp, methods: Sequence[str] = ("retrain", "ft"), n_shadows: i
     """U-LiRA and the NeurIPS 2023 score of every method on ``exp``'s shadows; one record per method.
 
     Trains (or reuses) the shadows' originals and references once, then each method's unlearning
-    runs (:func:`advunlearn.shadows.run_shadows`, ``workers`` processes).  A record holds the
+    runs (:func:`advunlearn.studies.shadows.run_shadows`, ``workers`` processes).  A record holds the
     experiment's identity (dataset, scheme, sparsity, seed, profile, ...), ``method``,
     ``record: "ulira"``, ``ulira`` (:func:`ulira_attack`), ``neurips``
-    (:func:`advunlearn.neurips_score.unlearning_score`), ``ci_vs_shadows``, the shadows' mean
+    (:func:`advunlearn.evaluation.neurips_score.unlearning_score`), ``ci_vs_shadows``, the shadows' mean
     accuracies, and ``cost`` (the shared shadows' training time, the method's summed run time, the
     wall time of this call).  Include "retrain": its record is the floor.  ``out``: a JSON file to
     write the records to (``advunlearn report`` reads it).
