@@ -84,7 +84,8 @@ def cmd_pretrain(a) -> int:
 
 def cmd_run(a) -> int:
     from .experiments.experiment import DEFAULT_RESULTS, Experiment
-    from .experiments.runner import records_markdown, run_experiment
+    from .experiments.runner import run_experiment
+    from .report.tables import records_markdown
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()] if a.methods is not None else None
     if methods is not None:

@@ -202,18 +202,4 @@ def _warn_if_long(exp: Experiment, cfg: UnlearnConfig, methods: Sequence[str]) -
         warnings.warn(LongRunWarning(msg), stacklevel=3)
 
 
-def records_markdown(recs: Sequence[dict]) -> str:
-    """One experiment's records as a markdown table with Avg. Disparity against its Retrain."""
-    from ..evaluation.metrics import avg_disparity
-
-    ret = next((r for r in recs if r["method"] == "retrain"), None)
-    lines = ["| method | UA | MIA-Efficacy | RA | TA | Avg. Disparity | run time (s) |", "|---|---|---|---|---|---|---|"]
-    for r in recs:
-        dis = f"{avg_disparity(r, ret):.2f}" if ret else "n/a"
-        name = f"{r['method']} (FAILED: {failure(r).split(':')[0]})" if failure(r) else r["method"]
-        lines.append(f"| {name} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
-                     f"{dis} | {r['run_time_s'] or 0:.2f} |")
-    return "\n".join(lines)
-
-
-__all__ = ["run_experiment", "records_markdown", "evaluate_method", "run_method", "record_base", "LongRunWarning"]
+__all__ = ["run_experiment", "evaluate_method", "run_method", "record_base", "LongRunWarning"]

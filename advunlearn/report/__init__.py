@@ -44,9 +44,11 @@ from .figures import figure2, figure2_data, figure2_settings  # noqa: F401
 from .html import build_report  # noqa: F401
 from .records import (ATTACK_LABELS, REQUIRED, Stat, load_records, make_record, method_key, method_label,  # noqa: F401
                       method_order, summarize, table1_methods, table2_methods, validate_record)
-from .tables import STRONG_ATTACKS, Table, build_table, sparsity_label, strong_table, summary_csv, table1, table2  # noqa: F401
+from .tables import (STRONG_ATTACKS, Table, build_table, records_markdown, sparsity_label, strong_table,  # noqa: F401
+                     summary_csv, table1, table2)
 
 __all__ = ["REQUIRED", "table1_methods", "table2_methods", "method_order", "method_label", "Table", "Stat", "method_key",
            "validate_record", "make_record", "load_records", "summarize", "build_table", "table1", "table2",
            "summary_csv", "figure2", "figure2_data", "figure2_settings", "build_report", "sparsity_label",
-           "strong_table", "STRONG_ATTACKS", "report_parts", "check_document", "update_document", "ATTACK_LABELS"]
+           "strong_table", "STRONG_ATTACKS", "report_parts", "check_document", "update_document", "ATTACK_LABELS",
+           "records_markdown"]

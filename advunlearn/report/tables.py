@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from ..evaluation.metrics import DISPARITY_KEYS, failure
+from ..evaluation.metrics import DISPARITY_KEYS, avg_disparity, failure
 from .records import (DATASET_LABELS, METRIC_LABELS, SCHEME_LABELS, Stat, _dedupe, _label, method_key,
                       method_label, method_order, summarize, table1_methods, table2_methods)
 
@@ -244,3 +244,15 @@ def strong_table(records: Iterable[Mapping]) -> str:
     lines += ["", "AUC in [0, 1]; TPR in percent; mean ± half-width of the 95% confidence interval over seeds "
               "(Student t). The target is Retrain's value; Retrain's own interval is the noise floor."]
     return "\n".join(lines) + "\n"
+
+
+def records_markdown(recs: Sequence[dict]) -> str:
+    """One experiment's records as a markdown table with Avg. Disparity against its Retrain."""
+    ret = next((r for r in recs if r["method"] == "retrain"), None)
+    lines = ["| method | UA | MIA-Efficacy | RA | TA | Avg. Disparity | run time (s) |", "|---|---|---|---|---|---|---|"]
+    for r in recs:
+        dis = f"{avg_disparity(r, ret):.2f}" if ret else "n/a"
+        name = f"{r['method']} (FAILED: {failure(r).split(':')[0]})" if failure(r) else r["method"]
+        lines.append(f"| {name} | {r['UA']:.2f} | {r['MIA_efficacy']:.2f} | {r['RA']:.2f} | {r['TA']:.2f} | "
+                     f"{dis} | {r['run_time_s'] or 0:.2f} |")
+    return "\n".join(lines)
