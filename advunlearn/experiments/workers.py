@@ -22,9 +22,6 @@ from ..core.config import ConfigError, check_choice, check_range
 from .experiment import Experiment
 
 
-# ---------------------------------------------------------------------------------------------
-# many shadows, in processes
-# ---------------------------------------------------------------------------------------------
 def experiment_spec(exp) -> dict:
     """The keyword arguments that rebuild ``exp`` in another process (same data, splits, store)."""
     return {"dataset": exp.dataset, "scheme": exp.scheme, "sparsity": exp.sparsity, "seed": exp.seed,

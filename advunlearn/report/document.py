@@ -12,9 +12,6 @@ from .records import _dedupe, load_records
 from .tables import _table1_by_setting, _table2_by_setting, strong_table
 
 
-# ---------------------------------------------------------------------------------------------
-# README blocks checked against the published results
-# ---------------------------------------------------------------------------------------------
 BLOCK_RE = re.compile(r"<!-- report (?P<name>[\w.-]+) (?P<part>[\w/.-]+) -->\n(?P<body>.*?)<!-- /report -->", re.S)
 
 

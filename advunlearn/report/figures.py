@@ -9,9 +9,6 @@ from .records import (ATTACK_LABELS, DATASET_LABELS, SCHEME_LABELS, Stat, _dedup
 from .tables import _settings, sparsity_label
 
 
-# ---------------------------------------------------------------------------------------------
-# Figure 2
-# ---------------------------------------------------------------------------------------------
 def figure2_data(records: Iterable[Mapping], dataset: str, scheme: str, sparsity: float) -> dict[str, dict[str, Stat]]:
     """method -> attack -> Stat of MIA efficacy over seeds, for one setting (records with ``mia``)."""
     out: dict[str, dict[str, Stat]] = {}

@@ -14,9 +14,6 @@ from .records import (DATASET_LABELS, REQUIRED, SCHEME_LABELS, _dedupe, _label, 
 from .tables import _failed_line, sparsity_label, strong_table, summary_csv, table1, table2
 
 
-# ---------------------------------------------------------------------------------------------
-# files
-# ---------------------------------------------------------------------------------------------
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
 table.results{border-collapse:collapse;margin:1em 0 .3em 0;font-size:13px}
 table.results caption{font-weight:bold;text-align:left;padding:.3em 0}

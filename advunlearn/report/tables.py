@@ -13,9 +13,6 @@ from .records import (DATASET_LABELS, METRIC_LABELS, SCHEME_LABELS, Stat, _dedup
                       method_label, method_order, summarize, table1_methods, table2_methods)
 
 
-# ---------------------------------------------------------------------------------------------
-# tables
-# ---------------------------------------------------------------------------------------------
 def sparsity_label(sp: float) -> str:
     """0 -> "Dense", 0.95 -> "95% Sparse"."""
     return "Dense" if sp == 0 else f"{100 * sp:g}% Sparse"
