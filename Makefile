@@ -22,7 +22,7 @@ install: $(STAMP)
 # dataset-fashion-mnist, or $ADVUNLEARN_DATA/FashionMNIST/raw, by default ~/.cache/advunlearn/data/...);
 # otherwise it says how to get them and runs digits. It ends with Table 1 and the report's path.
 demo: $(STAMP)
-	@if $(PY) -c "from advunlearn.data import load_dataset; load_dataset('fashion-mnist', download=False)" 2>/dev/null; then \
+	@if $(PY) -c "from advunlearn.core.data import load_dataset; load_dataset('fashion-mnist', download=False)" 2>/dev/null; then \
 		name=course-cpu; \
 	else \
 		name=demo; \
