@@ -25,7 +25,7 @@ from ..evaluation.fresh import STRONG_VERSION, strong_evaluation
 from ..evaluation.metrics import DivergedError, failure
 from ..methods.ours import unlearn_config
 from .experiment import Experiment
-from .workers import experiment_spec, method_workers, run_tasks
+from .workers import _experiment, experiment_spec, method_workers, run_tasks
 
 
 def __getattr__(name: str):
@@ -101,7 +101,7 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
 
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
     ``workers``: the methods whose results are not stored yet run side by side in that many
-    single-thread processes (``"auto"``: :func:`method_workers`; with fewer than two to compute, none
+    single-thread processes (``"auto"``: :func:`~advunlearn.experiments.workers.method_workers`; with fewer than two to compute, none
     is started).  They share ``exp``'s store, so θ0, the pretrained attacker and every result are
     computed once, and the records come back in the order of ``methods``.  A method's result does not
     depend on the order or the process it ran in (every method seeds its own generators from the
@@ -181,8 +181,6 @@ def _worker_order(methods: Sequence[str], n_workers: int) -> list[str]:
 
 def _method_task(spec: dict, method: str, strong_eval: bool, overrides: dict | None) -> tuple[str, dict, float]:
     """One method's evaluated record in a worker process: ``(method, record, wall seconds)``."""
-    from .workers import _experiment
-
     t0 = time.perf_counter()
     rec = evaluate_method(_experiment(spec), method, strong_eval=strong_eval, overrides=overrides)
     return method, rec, time.perf_counter() - t0
