@@ -101,8 +101,8 @@ def run_experiment(exp: Experiment, methods: Sequence[str] | None = None, *, str
 
     ``ours_overrides`` (alpha, beta, lr, iterations, ...) change the UnlearnConfig of Ours and its ablation.
     ``workers``: the methods whose results are not stored yet run side by side in that many
-    single-thread processes (``"auto"``: :func:`~advunlearn.experiments.workers.method_workers`; with fewer than two to compute, none
-    is started).  They share ``exp``'s store, so θ0, the pretrained attacker and every result are
+    single-thread processes (``"auto"``: :func:`~advunlearn.experiments.workers.method_workers`; with
+    fewer than two to compute, none is started).  They share ``exp``'s store, so θ0, the pretrained attacker and every result are
     computed once, and the records come back in the order of ``methods``.  A method's result does not
     depend on the order or the process it ran in (every method seeds its own generators from the
     experiment's seed), but it does depend on the thread count, as any float computation does: workers
