@@ -18,10 +18,11 @@ A config (see ``configs/``)::
 Each run gets ``<results>/runs/<run-id>/`` with ``params.json``, the executed notebook,
 ``result.json`` (the records the notebook writes) and ``status.json`` written last.  Run again
 after a crash or a kill: runs whose status is ``done`` are skipped, the others are redone.  A done
-run also records a fingerprint of the package's profile settings (:func:`settings_fingerprint`);
-when the profiles (:mod:`advunlearn.experiments.profiles`) or a method's version have changed since, the run is redone rather than kept stale.  Models
-and intermediate artifacts live in ``<results>/store`` and are shared by all runs, so a redone run
-reuses whatever its killed predecessor had finished.  At the end ``results.csv`` and the report
+run also records a fingerprint of the package's profile settings
+(:func:`~advunlearn.batch.runs.settings_fingerprint`); when the profiles
+(:mod:`advunlearn.experiments.profiles`) or a method's version have changed since, the run is redone
+rather than kept stale.  Models and intermediate artifacts live in ``<results>/store`` and are shared
+by all runs, so a redone run reuses whatever its killed predecessor had finished.  At the end ``results.csv`` and the report
 (``report/``) are built from every finished run.
 
 The modules, top to bottom: :mod:`~advunlearn.batch.grid` (``run_batch``: the runner),
