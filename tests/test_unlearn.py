@@ -288,20 +288,20 @@ def test_runner_attacker_never_sees_the_heldout_validation_and_run_time_leaves_o
                                                                                                 one_thread):
     """The stored attacker is pretrained on the loop part of D_v only (the part the records use stays
     unseen), and Ours' run time is attacker pretraining + the loop, without the records' evaluation."""
-    import advunlearn.dau.attacker as A
+    import advunlearn.methods.ours as O
+    from advunlearn.dau.unlearn import split_validation
     from advunlearn.experiments.experiment import Experiment
     from advunlearn.methods.ours import unlearn_config, unlearn_ours
-    from advunlearn.dau.unlearn import split_validation
 
     exp = Experiment(dataset="digits", scheme="random", seed=1, profile="tiny", progress=False, results=tmp_path)
     seen = {}
-    real = A.pretrain_attacker
+    real = O.pretrain_attacker  # Ours' runner (methods/ours.py) calls it
 
     def spy(model, data, members, nonmembers, cfg, **kw):
         seen["nonmembers"] = torch.as_tensor(nonmembers).clone()
         return real(model, data, members, nonmembers, cfg.updated(iterations=20), **kw)
 
-    monkeypatch.setattr(A, "pretrain_attacker", spy)
+    monkeypatch.setattr(O, "pretrain_attacker", spy)
     cfg = unlearn_config(exp, iterations=6, record_every=2)
     _, info, hist = unlearn_ours(exp, cfg)
     loop_val, held_val = split_validation(exp.splits.val, exp.seed)
