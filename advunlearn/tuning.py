@@ -325,6 +325,20 @@ def fail_stale_trials(study) -> int:
     return n
 
 
+def requeue_published(study, space: Mapping[str, tuple], anchor: Mapping[str, Any]) -> bool:
+    """Queue the published values (trial 0) again when no trial of them is finished, waiting or running:
+    a stop that cut trial 0 short leaves it failed (:func:`fail_stale_trials`), and Optuna does not
+    retry a failed trial.  Returns whether it queued them."""
+    import optuna
+
+    S = optuna.trial.TrialState
+    if any(t.user_attrs.get("default") and t.state in (S.COMPLETE, S.WAITING, S.RUNNING)
+           for t in study.get_trials(deepcopy=False)):
+        return False
+    study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
+    return True
+
+
 def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fashion-mnist", profile: str = "cpu",
               n_trials: int = N_TRIALS, seeds: Sequence[int] = TUNING_SEEDS, storage: str | os.PathLike = "results/tuning",
               results: str | os.PathLike = "results/store", sampler_seed: int = 0, data_root: str | None = None,
@@ -381,8 +395,11 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
         return score if math.isfinite(score) else 1e9
 
-    # A trial left RUNNING by a killed or stopped process is failed on resume, so it is run again.
+    # A trial left RUNNING by a killed or stopped process is failed on resume, so it is run again; if it
+    # was trial 0, the published values are queued again (a failed trial leaves Optuna's queue).
     fail_stale_trials(study)
+    with _creation_lock(storage, study_name(method, scheme, sparsity)):
+        requeue_published(study, space, anchor)
     # The budget shared out between the study's processes, fixed in advance (slot k runs its quota
     # less the trials it already finished), so the total is exact whenever each process starts.
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

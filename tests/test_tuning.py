@@ -259,3 +259,28 @@ def test_a_study_of_another_space_is_not_resumed(tmp_path, monkeypatch, one_thre
     monkeypatch.setattr(mod, "SPACE", {**mod.SPACE, "alpha": ("log", 0.1, 5000.0)})
     with pytest.raises(ConfigError, match=r"ssd.random-dense .* SPACE is now .*move that file aside"):
         run_study("ssd", "random", 0.0, n_trials=2, **kw)
+
+
+def test_published_values_cut_short_are_queued_again_on_resume(tmp_path):
+    """Trial 0 (the published values) stopped while running is failed on resume; Optuna would never
+    retry it, so the study queues the published values again (once), and not when they are finished."""
+    import optuna
+
+    from advunlearn.tuning import _open_study, fail_stale_trials, requeue_published, to_optuna
+
+    space, anchor = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)}, {"lr": 0.01, "epochs": 10}
+    st = _open_study("ft", "random", 0.0, tmp_path / "db", 0, 5, (space, anchor, [100]))
+    t0 = st.ask()  # trial 0 starts: the published values, RUNNING
+    fixed = to_optuna(anchor, space)
+    assert t0.user_attrs["default"] and st.trials[0].system_attrs["fixed_params"] == fixed
+    # its process is gone (a pid no process has: Linux pids stay below 2**22)
+    t0.set_user_attr("process", {"host": __import__("socket").gethostname(), "pid": 2**22 + 7, "start": None})
+    assert fail_stale_trials(st) == 1
+    assert requeue_published(st, space, anchor) is True
+    assert requeue_published(st, space, anchor) is False  # queued once
+    t1 = st.ask()
+    assert t1.user_attrs["default"] and st.trials[1].system_attrs["fixed_params"] == fixed
+    st.tell(t1, 1.0)
+    assert requeue_published(st, space, anchor) is False  # finished: nothing queued
+    S = optuna.trial.TrialState
+    assert [t.state for t in st.trials] == [S.FAIL, S.COMPLETE]
