@@ -96,11 +96,25 @@ def distance(m: Mapping[str, float], ref: Mapping[str, float]) -> float:
 # ---------------------------------------------------------------------------------------------
 # search spaces
 # ---------------------------------------------------------------------------------------------
-def method_space(method: str) -> dict[str, tuple]:
-    """The method's declared search space: ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
+# Studies whose winner sat at an edge of the method's SPACE in one setting and were widened and rerun in
+# that setting only (the rule of protocol 2: the study is widened, not every study of the method):
+# {study name: {hparam: wider bounds}}.
+WIDENED: dict[str, dict[str, tuple]] = {
+    # γ weighs the min step's cross-entropy; chosen 80.9 of [0.01, 100] (lr 0.00025, α 56: the step's
+    # overall scale is lr × α, γ, w_max)
+    "scrub.random-sparse": {"gamma": ("log", 0.01, 1e4)},
+}
+
+
+def method_space(method: str, scheme: str | None = None, sparsity: float | None = None) -> dict[str, tuple]:
+    """The search space of ``method`` (in ``scheme``/``sparsity``'s study: its SPACE with that study's
+    :data:`WIDENED` bounds): ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
     from .methods import get
 
-    return dict(get(method).space)
+    space = dict(get(method).space)
+    if scheme is not None and sparsity is not None:
+        space.update({k: v for k, v in WIDENED.get(study_name(method, scheme, sparsity), {}).items() if k in space})
+    return space
 
 
 def tunable_methods() -> tuple[str, ...]:
@@ -144,9 +158,12 @@ def position(value: Any, spec: tuple) -> float | None:
     return (value - lo) / (hi - lo)
 
 
-def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[str, tuple] | None = None,
+def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[str, Any] | None = None,
           margin: float = EDGE) -> dict[str, str]:
-    """The values within ``margin`` of a bound of ``space`` that is not a hard limit: ``{name: "lo"|"hi"}``."""
+    """The values within ``margin`` of a bound of ``space`` that is not a hard limit: ``{name: "lo"|"hi"}``.
+    ``hard``: ``{name: ("lo"|"hi", why) | {"lo"|"hi": why}}`` (a method's HARD_BOUNDS)."""
+    from .methods import hard_sides
+
     out = {}
     for k, v in values.items():
         if k not in space:
@@ -155,7 +172,7 @@ def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[s
         if pos is None:
             continue
         side = "lo" if pos < margin else "hi" if pos > 1 - margin else None
-        if side and (hard or {}).get(k, ("",))[0] != side:
+        if side and side not in (hard_sides(hard[k]) if hard and k in hard else {}):
             out[k] = side
     return out
 
@@ -360,7 +377,7 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     seeds = _check_seeds(seeds)
     n_trials = check_range("n_trials", n_trials, 1, integer=True)
     name = study_name(method, scheme, sparsity)
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
     refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
     anchor = published_values(method, scheme, sparsity)
@@ -430,17 +447,17 @@ def check_stored_space(method: str, scheme: str, sparsity: float, storage) -> No
         st = optuna.load_study(study_name=study_name(method, scheme, sparsity), storage=url)
     except KeyError:  # the file holds no such study yet
         return
-    stored, now = st.user_attrs.get("space"), _space_json(method_space(method))
+    stored, now = st.user_attrs.get("space"), _space_json(method_space(method, scheme, sparsity))
     if stored is not None and stored != now:
         raise ConfigError(f"study {study_name(method, scheme, sparsity)} in {url[len('sqlite:///'):]} searched {stored}, "
-                          f"but {method}'s SPACE is now {now}; move that file aside to start the study again")
+                          f"but {method}'s space there is now {now}; move that file aside to start the study again")
 
 
 def published_values(method: str, scheme: str, sparsity: float) -> dict[str, Any]:
     """Trial 0 of ``method``'s study in (scheme, sparsity): its published values, which must lie in its space."""
     from .methods import published
 
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     values = published(method, scheme, sparsity)
     clipped = _clip_to_space(values, space)
     if clipped != values:
@@ -460,7 +477,7 @@ def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
 
     from .methods import get
 
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     hard = get(method).hard_bounds
     trials = []
     for t in study.trials:
@@ -472,7 +489,7 @@ def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
     trials.sort(key=lambda t: t["number"])
     best = min(trials, key=lambda t: (t["score"], t["number"])) if trials else None
     return {"method": method, "scheme": scheme, "sparsity": sparsity, "setting": setting_key(scheme, sparsity),
-            "space": study.user_attrs.get("space"), "hard_bounds": {k: list(v) for k, v in hard.items()},
+            "space": study.user_attrs.get("space"), "hard_bounds": {k: dict(v) for k, v in hard.items()},
             "sampler_seed": study.user_attrs.get("sampler_seed"), "n_startup": N_STARTUP,
             "seeds": seeds, "retrain": refs, "criterion": list(CRITERION),
             "n_trials": len(trials), "trials": trials, "chosen": best["params"] if best else None,
@@ -532,7 +549,7 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     for s, sp in settings:
         for m in methods:
             # create the study (and enqueue its published values) once, before its processes start
-            space = method_space(m)
+            space = method_space(m, s, sp)
             _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
                         (space, published_values(m, s, sp), seeds))
             k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))

@@ -75,7 +75,8 @@ def spaces_markdown(methods: Sequence[str] | None = None) -> str:
         pub = "<br>".join((f"{', '.join(keys)}: " if len(distinct) > 1 else "")
                           + ", ".join(f"{k}={_fmt(v)}" for k, v in values)
                           for values, keys in distinct.items())
-        hard = "; ".join(f"{k} {side}: {why}" for k, (side, why) in spec.hard_bounds.items()) or "–"
+        hard = "; ".join(f"{k} {side}: {why}" for k, sides in spec.hard_bounds.items()
+                         for side, why in sides.items()) or "–"
         lines.append(f"| {spec.label} (`{m}`) | {space} | {pub} | {getattr(spec.module, 'SOURCE', '–')} | {hard} |")
     return "\n".join(lines)
 

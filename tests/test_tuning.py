@@ -8,7 +8,7 @@ import pytest
 
 from advunlearn.config import ConfigError
 from advunlearn.tuning import (CRITERION, EDGE, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, edges,
-                               freeze, from_optuna, position, published_values, record_markdown, run_study,
+                               freeze, from_optuna, method_space, position, published_values, record_markdown, run_study,
                                study_seed, to_optuna, tunable_methods, tune)
 
 
@@ -83,8 +83,9 @@ def test_published_values_lie_well_inside_every_space(method):
     spec = get(method)
     for scheme, sparsity in SETTINGS + (("memorized", 0.0), ("memorized", 0.95)):
         anchor = published_values(method, scheme, sparsity)
-        assert set(anchor) == set(spec.space)
-        assert edges(anchor, spec.space, spec.hard_bounds) == {}, (method, scheme, sparsity, anchor)
+        space = method_space(method, scheme, sparsity)
+        assert set(anchor) == set(spec.space) == set(space)
+        assert edges(anchor, space, spec.hard_bounds) == {}, (method, scheme, sparsity, anchor)
 
 
 def test_published_values_follow_each_setting():
@@ -138,6 +139,46 @@ def test_edges_and_hard_bounds():
     assert edges({"epochs": 21}, space, {"epochs": ("lo", "one epoch")}) == {"epochs": "hi"}
     assert position(30, space["off"]) == pytest.approx(math.log(6) / math.log(120))
     assert EDGE == 0.05
+    # a bound hard on both sides, the form {"lo": why, "hi": why}
+    both = {"epochs": {"lo": "one epoch", "hi": "costs more than Retrain"}}
+    assert edges({"epochs": 1}, space, both) == {} and edges({"epochs": 21}, space, both) == {}
+    assert edges({"epochs": 21}, space, {"epochs": {"lo": "one epoch"}}) == {"epochs": "hi"}
+
+
+def test_a_method_names_both_bounds_hard_and_a_bad_hard_bound_is_refused():
+    import types
+
+    from advunlearn.methods import get, names, register
+
+    ft = get("ft")
+    assert set(ft.hard_bounds["epochs"]) == {"lo", "hi"}
+    assert edges({"lr": 0.1, "epochs": 120}, ft.space, ft.hard_bounds) == {}
+    assert edges({"lr": 0.1, "epochs": 120}, ft.space) == {"epochs": "hi"}
+    for bad in (("top", "why"), {"middle": "why"}, {"hi": ""}, ("hi",)):
+        mod = types.ModuleType("bad_method")
+        mod.__dict__.update({k: getattr(ft.module, k) for k in ("DEFAULTS", "SPACE", "CHECKS", "VERSION", "run")},
+                            HARD_BOUNDS={"epochs": bad})
+        with pytest.raises(TypeError, match="HARD_BOUNDS"):
+            register("bad_method", mod)
+        assert "bad_method" not in names()
+
+
+def test_a_study_widened_in_one_setting_searches_there_only():
+    from advunlearn.tuning import WIDENED
+
+    assert WIDENED, "the record of per-study widenings"
+    for name, wider in WIDENED.items():
+        method, setting = name.split(".")
+        scheme, density = setting.split("-")
+        sparsity = 0.0 if density == "dense" else 0.95
+        base = method_space(method)
+        here = method_space(method, scheme, sparsity)
+        for k, spec in wider.items():
+            assert here[k] == spec and spec[1] <= base[k][1] and spec[2] >= base[k][2] and spec != base[k]
+        others = [(s, sp) for s, sp in SETTINGS if (s, sp) != (scheme, sparsity)]
+        assert all(method_space(method, s, sp) == base for s, sp in others)
+    # SCRUB+R shares SCRUB's module, not its studies
+    assert method_space("scrub_r", "random", 0.95) == method_space("scrub_r")
 
 
 def test_freeze_refuses_a_value_at_the_edge_of_its_space(tmp_path):
