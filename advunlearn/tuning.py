@@ -103,6 +103,12 @@ WIDENED: dict[str, dict[str, tuple]] = {
     # γ weighs the min step's cross-entropy; chosen 80.9 of [0.01, 100] (lr 0.00025, α 56: the step's
     # overall scale is lr × α, γ, w_max)
     "scrub.random-sparse": {"gamma": ("log", 0.01, 1e4)},
+    # class-wise forgetting wants more epochs than random: RL and SalUn chose 30 of [1, 30] in class
+    # dense; class sparse, not yet run then, searches the same wider range
+    "rl.class-dense": {"epochs": ("int", 1, 90)},
+    "rl.class-sparse": {"epochs": ("int", 1, 90)},
+    "salun.class-dense": {"epochs": ("int", 1, 90)},
+    "salun.class-sparse": {"epochs": ("int", 1, 90)},
 }
 
 
