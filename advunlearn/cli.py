@@ -174,7 +174,8 @@ def cmd_report(a) -> int:
 
 
 def cmd_tune(a) -> int:
-    from .studies.tuning import SETTINGS, TUNING_SEEDS, freeze, record_markdown, tunable_methods, tune, tuned_path
+    from .studies.tuning import SETTINGS, TUNING_SEEDS, freeze, tunable_methods, tune, tuned_path
+    from .studies.tuning_report import record_markdown
 
     # every value and path is checked here, before the first model is trained
     check_choice("dataset", a.dataset, DATASETS)

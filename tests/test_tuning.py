@@ -7,10 +7,10 @@ import math
 import pytest
 
 from advunlearn.core.config import ConfigError
-from advunlearn.studies.tuning import (CRITERION, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, freeze,
-                                       record_markdown, run_study, tune)
-from advunlearn.studies.tuning_space import (EDGE, edges, from_optuna, position, published_values, study_seed,
-                                             to_optuna, tunable_methods)
+from advunlearn.studies.tuning import CRITERION, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, freeze, run_study, tune
+from advunlearn.studies.tuning_report import record_markdown
+from advunlearn.studies.tuning_space import (EDGE, edges, from_optuna, method_space, position, published_values,
+                                             study_seed, to_optuna, tunable_methods)
 
 
 def test_distance_is_the_mean_absolute_difference_and_inf_when_diverged():
@@ -84,8 +84,9 @@ def test_published_values_lie_well_inside_every_space(method):
     spec = get(method)
     for scheme, sparsity in SETTINGS + (("memorized", 0.0), ("memorized", 0.95)):
         anchor = published_values(method, scheme, sparsity)
-        assert set(anchor) == set(spec.space)
-        assert edges(anchor, spec.space, spec.hard_bounds) == {}, (method, scheme, sparsity, anchor)
+        space = method_space(method, scheme, sparsity)
+        assert set(anchor) == set(spec.space) == set(space)
+        assert edges(anchor, space, spec.hard_bounds) == {}, (method, scheme, sparsity, anchor)
 
 
 def test_published_values_follow_each_setting():
@@ -139,6 +140,48 @@ def test_edges_and_hard_bounds():
     assert edges({"epochs": 21}, space, {"epochs": ("lo", "one epoch")}) == {"epochs": "hi"}
     assert position(30, space["off"]) == pytest.approx(math.log(6) / math.log(120))
     assert EDGE == 0.05
+    # a bound hard on both sides, the form {"lo": why, "hi": why}
+    both = {"epochs": {"lo": "one epoch", "hi": "costs more than Retrain"}}
+    assert edges({"epochs": 1}, space, both) == {} and edges({"epochs": 21}, space, both) == {}
+    assert edges({"epochs": 21}, space, {"epochs": {"lo": "one epoch"}}) == {"epochs": "hi"}
+
+
+def test_a_method_names_both_bounds_hard_and_a_bad_hard_bound_is_refused():
+    import types
+
+    from advunlearn.methods import get, names, register
+
+    ft = get("ft")
+    assert set(ft.hard_bounds["epochs"]) == {"lo", "hi"}
+    assert edges({"lr": 0.1, "epochs": 120}, ft.space, ft.hard_bounds) == {}
+    assert edges({"lr": 0.1, "epochs": 120}, ft.space) == {"epochs": "hi"}
+    for bad in (("top", "why"), {"middle": "why"}, {"hi": ""}, ("hi",)):
+        mod = types.ModuleType("bad_method")
+        mod.__dict__.update({k: getattr(ft.module, k) for k in ("DEFAULTS", "SPACE", "CHECKS", "VERSION", "run")},
+                            HARD_BOUNDS={"epochs": bad})
+        with pytest.raises(TypeError, match="HARD_BOUNDS"):
+            register("bad_method", mod)
+        assert "bad_method" not in names()
+
+
+def test_a_study_widened_in_one_setting_searches_there_only():
+    from advunlearn.studies.tuning_space import WIDENED
+
+    assert WIDENED, "the record of per-study widenings"
+    for name, wider in WIDENED.items():
+        method, setting = name.split(".")
+        scheme, density = setting.split("-")
+        sparsity = 0.0 if density == "dense" else 0.95
+        base = method_space(method)
+        here = method_space(method, scheme, sparsity)
+        for k, spec in wider.items():
+            assert here[k] == spec and spec[1] <= base[k][1] and spec[2] >= base[k][2] and spec != base[k]
+    for method in tunable_methods():  # a study not named in WIDENED searches its method's SPACE
+        for s, sp in SETTINGS:
+            if f"{method}.{s}-{'dense' if sp == 0 else 'sparse'}" not in WIDENED:
+                assert method_space(method, s, sp) == method_space(method), (method, s, sp)
+    # SCRUB+R shares SCRUB's module, not its studies
+    assert method_space("scrub_r", "random", 0.95) == method_space("scrub_r")
 
 
 def test_freeze_refuses_a_value_at_the_edge_of_its_space(tmp_path):
@@ -258,5 +301,30 @@ def test_a_study_of_another_space_is_not_resumed(tmp_path, monkeypatch, one_thre
     run_study("ssd", "random", 0.0, n_trials=1, **kw)
     mod = get("ssd").module
     monkeypatch.setattr(mod, "SPACE", {**mod.SPACE, "alpha": ("log", 0.1, 5000.0)})
-    with pytest.raises(ConfigError, match=r"ssd.random-dense .* SPACE is now .*move that file aside"):
+    with pytest.raises(ConfigError, match=r"ssd.random-dense .* space there is now .*move that file aside"):
         run_study("ssd", "random", 0.0, n_trials=2, **kw)
+
+
+def test_published_values_cut_short_are_queued_again_on_resume(tmp_path):
+    """Trial 0 (the published values) stopped while running is failed on resume; Optuna would never
+    retry it, so the study queues the published values again (once), and not when they are finished."""
+    import optuna
+
+    from advunlearn.studies.tuning import _open_study, fail_stale_trials, requeue_published, to_optuna
+
+    space, anchor = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)}, {"lr": 0.01, "epochs": 10}
+    st = _open_study("ft", "random", 0.0, tmp_path / "db", 0, 5, (space, anchor, [100]))
+    t0 = st.ask()  # trial 0 starts: the published values, RUNNING
+    fixed = to_optuna(anchor, space)
+    assert t0.user_attrs["default"] and st.trials[0].system_attrs["fixed_params"] == fixed
+    # its process is gone (a pid no process has: Linux pids stay below 2**22)
+    t0.set_user_attr("process", {"host": __import__("socket").gethostname(), "pid": 2**22 + 7, "start": None})
+    assert fail_stale_trials(st) == 1
+    assert requeue_published(st, space, anchor) is True
+    assert requeue_published(st, space, anchor) is False  # queued once
+    t1 = st.ask()
+    assert t1.user_attrs["default"] and st.trials[1].system_attrs["fixed_params"] == fixed
+    st.tell(t1, 1.0)
+    assert requeue_published(st, space, anchor) is False  # finished: nothing queued
+    S = optuna.trial.TrialState
+    assert [t.state for t in st.trials] == [S.FAIL, S.COMPLETE]

@@ -26,8 +26,9 @@ A method module defines
 ``SOURCE``     where PUBLISHED comes from, in one line
 ``TUNING_FIXED`` ``{hparam: value}`` the tuner adds to every trial: values that change how fast, never
                what, a trial computes (Ours: no history records in the loop); optional
-``HARD_BOUNDS`` ``{hparam: ("lo"|"hi", why)}``: bounds of SPACE that are limits of the method, not of the
-               search (a winner there is not a reason to widen it); optional
+``HARD_BOUNDS`` ``{hparam: ("lo"|"hi", why)}`` or ``{hparam: {"lo": why, "hi": why}}``: bounds of SPACE
+               that are limits of the method, not of the search (a winner there is not a reason to
+               widen it); optional
 ``CHECKS``     ``{hparam: check}``, ``check(method, name, value) -> value`` raising ConfigError for a
                bad value (see the checks in :mod:`advunlearn.methods._common`)
 ``VERSION``    an int raised whenever the code changes what the method computes (in its store keys)
@@ -101,14 +102,27 @@ class MethodSpec:
 
     @property
     def hard_bounds(self) -> dict:
-        """``{hparam: ("lo"|"hi", why)}``: the bounds of the space that are the method's own limits."""
-        return {k: tuple(v) for k, v in getattr(self.module, "HARD_BOUNDS", {}).items() if k in self.space}
+        """``{hparam: {"lo"|"hi": why}}``: the bounds of the space that are the method's own limits."""
+        return {k: hard_sides(v) for k, v in getattr(self.module, "HARD_BOUNDS", {}).items() if k in self.space}
 
     def run(self, exp, **hparams):
         return self.module.run(exp, **hparams)
 
 
 REGISTRY: dict[str, MethodSpec] = {}
+
+
+def hard_sides(bound) -> dict[str, str]:
+    """A HARD_BOUNDS entry as ``{"lo"|"hi": why}``: it is ``("lo"|"hi", why)`` or already that mapping."""
+    if isinstance(bound, Mapping):
+        sides = dict(bound)
+    elif isinstance(bound, (tuple, list)) and len(bound) == 2 and isinstance(bound[1], str):
+        sides = {bound[0]: bound[1]}
+    else:
+        raise TypeError(f"hard bound {bound!r}; expected (\"lo\"|\"hi\", why) or {{\"lo\"|\"hi\": why}}")
+    if not sides or set(sides) - {"lo", "hi"} or not all(isinstance(w, str) and w for w in sides.values()):
+        raise TypeError(f"hard bound {bound!r}; expected (\"lo\"|\"hi\", why) or {{\"lo\"|\"hi\": why}}")
+    return sides
 
 
 def _check_module(name: str, module: ModuleType) -> None:
@@ -135,9 +149,14 @@ def _check_module(name: str, module: ModuleType) -> None:
         if unknown:
             raise TypeError(f"method {name!r}: PUBLISHED[{key!r}] names {unknown}, which are not in DEFAULTS")
     for k, hb in getattr(module, "HARD_BOUNDS", {}).items():
-        if k not in module.SPACE or not isinstance(hb, tuple) or len(hb) != 2 or hb[0] not in ("lo", "hi"):
-            raise TypeError(f"method {name!r}: HARD_BOUNDS[{k!r}]={hb!r}; expected (\"lo\"|\"hi\", why) for a "
-                            f"hyperparameter of SPACE {sorted(module.SPACE)}")
+        try:
+            hard_sides(hb)
+            ok = k in module.SPACE
+        except TypeError:
+            ok = False
+        if not ok:
+            raise TypeError(f"method {name!r}: HARD_BOUNDS[{k!r}]={hb!r}; expected (\"lo\"|\"hi\", why) or "
+                            f"{{\"lo\"|\"hi\": why}} for a hyperparameter of SPACE {sorted(module.SPACE)}")
     unknown = sorted(set(module.CHECKS) - set(d))
     if unknown:
         raise TypeError(f"method {name!r}: CHECKS names {unknown}, which are not in DEFAULTS {sorted(d)}")

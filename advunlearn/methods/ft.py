@@ -14,11 +14,17 @@ from . import _common as C
 
 LABEL = "FT"
 DEFAULTS = TrainConfig(epochs=10, lr=0.01).to_dict()
-# widened after protocol 2 chose lr and epochs at their old tops (0.1, 30) on the random scheme
-SPACE = {"lr": ("log", 1e-3, 1.0), "epochs": ("int", 1, 60)}
+# widened twice after protocol 2 chose values at the top of the space on the random scheme: lr 0.1 and 28
+# epochs of [1, 30]; then 59 epochs of [1, 60] (random dense). Past the profile's 40 training epochs FT
+# costs more than Retrain itself (its run time says so in the tables); the criterion does not charge
+# cost, for FT as for every method.
+SPACE = {"lr": ("log", 1e-3, 1.0), "epochs": ("int", 1, 120)}
+# Then 117 of [1, 120]: the criterion keeps improving with epochs (random dense: 0.776 at 59, 0.500 at
+# 117) as FT turns into retraining from θ0 on D_r. 120 is declared FT's limit rather than widened again.
 PUBLISHED = {"default": {"lr": 0.01, "epochs": 10}}
 SOURCE = "Jia et al. 2023, Unlearn-Sparse's run commands: lr 0.01, 10 epochs"
-HARD_BOUNDS = {"epochs": ("lo", "at least one epoch")}
+HARD_BOUNDS = {"epochs": {"lo": "at least one epoch",
+                          "hi": "3× the testbed's Retrain (40 epochs): past it FT is retraining from θ0 at a higher cost"}}
 CHECKS: dict = {}           # TrainConfig checks every field (validate)
 VERSION = 1
 

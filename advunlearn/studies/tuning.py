@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ..core.config import ConfigError, check_choice, check_range
-from .tuning_space import (EDGE, _space_json, edges, from_optuna, method_space, published_values,  # noqa: F401
+from .tuning_space import (EDGE, WIDENED, _space_json, requeue_published, edges, from_optuna, method_space, published_values,  # noqa: F401
                            study_seed, suggest, to_optuna, tunable_methods)
 
 TUNING_SEEDS = (100, 101)
@@ -235,7 +235,7 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
     seeds = _check_seeds(seeds)
     n_trials = check_range("n_trials", n_trials, 1, integer=True)
     name = study_name(method, scheme, sparsity)
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     exps = [_experiment(dataset, profile, scheme, sparsity, s, results, data_root) for s in seeds]
     refs = [measures(_retrain(exp), exp) for exp in exps]  # each tuning seed's Retrain: the target
     anchor = published_values(method, scheme, sparsity)
@@ -270,8 +270,11 @@ def run_study(method: str, scheme: str, sparsity: float, *, dataset: str = "fash
             log(f"{name} trial {trial.number}: {score:.3f}  {hp}")
         return score if math.isfinite(score) else 1e9
 
-    # A trial left RUNNING by a killed or stopped process is failed on resume, so it is run again.
+    # A trial left RUNNING by a killed or stopped process is failed on resume, so it is run again; if it
+    # was trial 0, the published values are queued again (a failed trial leaves Optuna's queue).
     fail_stale_trials(study)
+    with _creation_lock(storage, study_name(method, scheme, sparsity)):
+        requeue_published(study, space, anchor)
     # The budget shared out between the study's processes, fixed in advance (slot k runs its quota
     # less the trials it already finished), so the total is exact whenever each process starts.
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -298,10 +301,10 @@ def check_stored_space(method: str, scheme: str, sparsity: float, storage) -> No
         st = optuna.load_study(study_name=study_name(method, scheme, sparsity), storage=url)
     except KeyError:  # the file holds no such study yet
         return
-    stored, now = st.user_attrs.get("space"), _space_json(method_space(method))
+    stored, now = st.user_attrs.get("space"), _space_json(method_space(method, scheme, sparsity))
     if stored is not None and stored != now:
         raise ConfigError(f"study {study_name(method, scheme, sparsity)} in {url[len('sqlite:///'):]} searched {stored}, "
-                          f"but {method}'s SPACE is now {now}; move that file aside to start the study again")
+                          f"but {method}'s space there is now {now}; move that file aside to start the study again")
 
 
 def _retrain(exp):
@@ -316,7 +319,7 @@ def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
 
     from ..methods import get
 
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     hard = get(method).hard_bounds
     trials = []
     for t in study.trials:
@@ -328,7 +331,7 @@ def study_record(study, method, scheme, sparsity, refs, seeds) -> dict:
     trials.sort(key=lambda t: t["number"])
     best = min(trials, key=lambda t: (t["score"], t["number"])) if trials else None
     return {"method": method, "scheme": scheme, "sparsity": sparsity, "setting": setting_key(scheme, sparsity),
-            "space": study.user_attrs.get("space"), "hard_bounds": {k: list(v) for k, v in hard.items()},
+            "space": study.user_attrs.get("space"), "hard_bounds": {k: dict(v) for k, v in hard.items()},
             "sampler_seed": study.user_attrs.get("sampler_seed"), "n_startup": N_STARTUP,
             "seeds": seeds, "retrain": refs, "criterion": list(CRITERION),
             "n_trials": len(trials), "trials": trials, "chosen": best["params"] if best else None,
@@ -388,7 +391,7 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
     for s, sp in settings:
         for m in methods:
             # create the study (and enqueue its published values) once, before its processes start
-            space = method_space(m)
+            space = method_space(m, s, sp)
             _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
                         (space, published_values(m, s, sp), seeds))
             k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))
@@ -478,22 +481,5 @@ def freeze(records: Sequence[Mapping], profile: str, dataset: str, *, folder: st
     return path
 
 
-def record_markdown(record: Mapping) -> str:
-    """The tuning record as a markdown table: per study the default's and the chosen values' scores."""
-    lines = ["| setting | method | trials | default score | chosen score | chosen values |",
-             "|---|---|---:|---:|---:|---|"]
-    for r in record["studies"]:
-        vals = ", ".join(f"{k}={_fmt(v)}" for k, v in (r["chosen"] or {}).items())
-        lines.append(f"| {r['setting']} | {r['method']} | {r['n_trials']} | {_fmt(r['default_score'])} | "
-                     f"{_fmt(r['chosen_score'])} | {vals} |")
-    return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.3f}".rstrip("0").rstrip(".")
-    return str(v)
-
-
 __all__ = ["TUNING_SEEDS", "REPORTING_SEEDS", "SETTINGS", "measures", "distance", "run_study", "tune", "freeze",
-           "tuned_path", "record_markdown", "method_space"]
+           "tuned_path", "method_space"]

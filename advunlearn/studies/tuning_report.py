@@ -57,6 +57,23 @@ def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def record_markdown(record: Mapping) -> str:
+    """The tuning record as a markdown table: per study the default's and the chosen values' scores."""
+    lines = ["| setting | method | trials | default score | chosen score | chosen values |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in record["studies"]:
+        vals = ", ".join(f"{k}={_fmt3(v)}" for k, v in (r["chosen"] or {}).items())
+        lines.append(f"| {r['setting']} | {r['method']} | {r['n_trials']} | {_fmt3(r['default_score'])} | "
+                     f"{_fmt3(r['chosen_score'])} | {vals} |")
+    return "\n".join(lines)
+
+
+def _fmt3(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.3f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
 def spaces_markdown(methods: Sequence[str] | None = None) -> str:
     """Each tuned method's search space, its published values (trial 0; per setting where they differ),
     their source and the bounds it names hard limits: the table of docs/tuning.md."""
@@ -76,7 +93,8 @@ def spaces_markdown(methods: Sequence[str] | None = None) -> str:
         pub = "<br>".join((f"{', '.join(keys)}: " if len(distinct) > 1 else "")
                           + ", ".join(f"{k}={_fmt(v)}" for k, v in values)
                           for values, keys in distinct.items())
-        hard = "; ".join(f"{k} {side}: {why}" for k, (side, why) in spec.hard_bounds.items()) or "–"
+        hard = "; ".join(f"{k} {side}: {why}" for k, sides in spec.hard_bounds.items()
+                         for side, why in sides.items()) or "–"
         lines.append(f"| {spec.label} (`{m}`) | {space} | {pub} | {getattr(spec.module, 'SOURCE', '–')} | {hard} |")
     return "\n".join(lines)
 

@@ -21,11 +21,36 @@ EDGE = 0.05           # a chosen value this close to a bound (fraction of the ra
 # ---------------------------------------------------------------------------------------------
 # search spaces
 # ---------------------------------------------------------------------------------------------
-def method_space(method: str) -> dict[str, tuple]:
-    """The method's declared search space: ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
+# Studies whose winner sat at an edge of the method's SPACE in one setting and were widened and rerun in
+# that setting only (the rule of protocol 2: the study is widened, not every study of the method):
+# {study name: {hparam: wider bounds}}.
+WIDENED: dict[str, dict[str, tuple]] = {
+    # γ weighs the min step's cross-entropy; chosen 80.9 of [0.01, 100] (lr 0.00025, α 56: the step's
+    # overall scale is lr × α, γ, w_max)
+    "scrub.random-sparse": {"gamma": ("log", 0.01, 1e4)},
+    # class-wise forgetting wants more epochs than random: RL and SalUn chose 30 of [1, 30] in class
+    # dense; class sparse, not yet run then, searches the same wider range
+    "rl.class-dense": {"epochs": ("int", 1, 90)},
+    "rl.class-sparse": {"epochs": ("int", 1, 90)},
+    "salun.class-dense": {"epochs": ("int", 1, 90)},
+    "salun.class-sparse": {"epochs": ("int", 1, 90)},
+}
+
+
+def _study(method: str, scheme: str, sparsity: float) -> str:
+    """A study's name, ``<method>.<scheme>-<dense|sparse>`` (as ``tuning.study_name``)."""
+    return f"{method}.{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+
+
+def method_space(method: str, scheme: str | None = None, sparsity: float | None = None) -> dict[str, tuple]:
+    """The search space of ``method`` (in ``scheme``/``sparsity``'s study: its SPACE with that study's
+    :data:`WIDENED` bounds): ``{name: ("log"|"float", lo, hi) | ("int", lo, hi) | ("cat", [..])}``."""
     from ..methods import get
 
-    return dict(get(method).space)
+    space = dict(get(method).space)
+    if scheme is not None and sparsity is not None:
+        space.update({k: v for k, v in WIDENED.get(_study(method, scheme, sparsity), {}).items() if k in space})
+    return space
 
 
 def tunable_methods() -> tuple[str, ...]:
@@ -69,9 +94,12 @@ def position(value: Any, spec: tuple) -> float | None:
     return (value - lo) / (hi - lo)
 
 
-def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[str, tuple] | None = None,
+def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[str, Any] | None = None,
           margin: float = EDGE) -> dict[str, str]:
-    """The values within ``margin`` of a bound of ``space`` that is not a hard limit: ``{name: "lo"|"hi"}``."""
+    """The values within ``margin`` of a bound of ``space`` that is not a hard limit: ``{name: "lo"|"hi"}``.
+    ``hard``: ``{name: ("lo"|"hi", why) | {"lo"|"hi": why}}`` (a method's HARD_BOUNDS)."""
+    from ..methods import hard_sides
+
     out = {}
     for k, v in values.items():
         if k not in space:
@@ -80,7 +108,7 @@ def edges(values: Mapping[str, Any], space: Mapping[str, tuple], hard: Mapping[s
         if pos is None:
             continue
         side = "lo" if pos < margin else "hi" if pos > 1 - margin else None
-        if side and (hard or {}).get(k, ("",))[0] != side:
+        if side and side not in (hard_sides(hard[k]) if hard and k in hard else {}):
             out[k] = side
     return out
 
@@ -134,7 +162,7 @@ def published_values(method: str, scheme: str, sparsity: float) -> dict[str, Any
     """Trial 0 of ``method``'s study in (scheme, sparsity): its published values, which must lie in its space."""
     from ..methods import published
 
-    space = method_space(method)
+    space = method_space(method, scheme, sparsity)
     values = published(method, scheme, sparsity)
     clipped = _clip_to_space(values, space)
     if clipped != values:
@@ -142,5 +170,20 @@ def published_values(method: str, scheme: str, sparsity: float) -> dict[str, Any
     return values
 
 
-__all__ = ["method_space", "tunable_methods", "published_values", "optuna_name", "to_optuna", "from_optuna", "position",
+
+def requeue_published(study, space: Mapping[str, tuple], anchor: Mapping[str, Any]) -> bool:
+    """Queue the published values (trial 0) again when no trial of them is finished, waiting or running:
+    a stop that cut trial 0 short leaves it failed (:func:`fail_stale_trials`), and Optuna does not
+    retry a failed trial.  Returns whether it queued them."""
+    import optuna
+
+    S = optuna.trial.TrialState
+    if any(t.user_attrs.get("default") and t.state in (S.COMPLETE, S.WAITING, S.RUNNING)
+           for t in study.get_trials(deepcopy=False)):
+        return False
+    study.enqueue_trial(to_optuna(anchor, space), user_attrs={"default": True})
+    return True
+
+
+__all__ = ["WIDENED", "requeue_published", "method_space", "tunable_methods", "published_values", "optuna_name", "to_optuna", "from_optuna", "position",
            "edges", "study_seed", "suggest", "UNTUNED", "EDGE"]
