@@ -32,8 +32,14 @@ WIDENED: dict[str, dict[str, tuple]] = {
     # dense; class sparse, not yet run then, searches the same wider range
     "rl.class-dense": {"epochs": ("int", 1, 90)},
     "rl.class-sparse": {"epochs": ("int", 1, 90)},
-    "salun.class-dense": {"epochs": ("int", 1, 90)},
-    "salun.class-sparse": {"epochs": ("int", 1, 90)},
+    # then SalUn class dense chose a mask ratio of 0.914 of [0.05, 0.95]: class-wise, it searches up to
+    # 1 (every weight salient: SalUn becomes RL); class sparse, not yet run then, the same
+    "salun.class-dense": {"epochs": ("int", 1, 90), "ratio": ("float", 0.05, 1.0)},
+    "salun.class-sparse": {"epochs": ("int", 1, 90), "ratio": ("float", 0.05, 1.0)},
+    # SCRUB class dense chose T 1.92 of [1, 20]; class-wise it searches down to 0.25 (a sharpening
+    # temperature); class sparse, not yet run then, the same
+    "scrub.class-dense": {"T": ("float", 0.25, 20.0)},
+    "scrub.class-sparse": {"T": ("float", 0.25, 20.0)},
 }
 
 
