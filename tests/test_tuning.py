@@ -328,3 +328,19 @@ def test_published_values_cut_short_are_queued_again_on_resume(tmp_path):
     assert requeue_published(st, space, anchor) is False  # finished: nothing queued
     S = optuna.trial.TrialState
     assert [t.state for t in st.trials] == [S.FAIL, S.COMPLETE]
+
+
+def test_a_trial_cut_short_before_it_names_its_process_is_failed_when_a_run_starts(tmp_path):
+    """A stop can land between a trial's creation and the record of its process: such a trial names no
+    process.  A resuming study leaves it alone (another process of the run may have just created it),
+    but ``tune`` fails it before any process of the new run starts, so the rerun runs it again."""
+    import optuna
+
+    from advunlearn.studies.tuning import _open_study, fail_stale_trials
+
+    space, anchor = {"lr": ("log", 1e-3, 1e-1), "epochs": ("int", 1, 30)}, {"lr": 0.01, "epochs": 10}
+    st = _open_study("ft", "random", 0.0, tmp_path / "db", 0, 5, (space, anchor, [100]))
+    st.ask()  # RUNNING, no process named
+    assert fail_stale_trials(st) == 0
+    assert fail_stale_trials(st, unowned=True) == 1
+    assert [t.state for t in st.trials] == [optuna.trial.TrialState.FAIL]

@@ -190,22 +190,25 @@ def _alive(pid: int, start: str | None) -> bool:
     return start is None or _process_start(pid) in (None, start)
 
 
-def _stale(trial, now: float) -> bool:
+def _stale(trial, now: float, unowned: bool = False) -> bool:
     """A RUNNING trial that no process runs any more: its process on this machine is gone (recorded in
-    the trial when it starts), or, run elsewhere or before it was recorded, it started STALE_TRIAL_S ago."""
+    the trial when it starts), or, run elsewhere or before it was recorded, it started STALE_TRIAL_S ago
+    (or at all, with ``unowned``: a stop between the trial's creation and that record leaves none)."""
     owner = trial.user_attrs.get("process")
     if owner and owner.get("host") == socket.gethostname():
         return not _alive(int(owner["pid"]), owner.get("start"))
-    return now - trial.datetime_start.timestamp() > STALE_TRIAL_S
+    return unowned and not owner or now - trial.datetime_start.timestamp() > STALE_TRIAL_S
 
 
-def fail_stale_trials(study) -> int:
-    """Mark the study's stale RUNNING trials (:func:`_stale`) failed, so they are run again; returns how many."""
+def fail_stale_trials(study, unowned: bool = False) -> int:
+    """Mark the study's stale RUNNING trials (:func:`_stale`) failed, so they are run again; returns how
+    many.  ``unowned``: fail the trials that name no process too (safe before any process of this run
+    starts a trial: :func:`tune` calls it so)."""
     import optuna
 
     n, now = 0, time.time()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if _stale(t, now):
+        if _stale(t, now, unowned):
             try:
                 study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
                 n += 1
@@ -392,8 +395,9 @@ def tune(methods: Sequence[str], settings: Iterable[tuple[str, float]] = SETTING
         for m in methods:
             # create the study (and enqueue its published values) once, before its processes start
             space = method_space(m, s, sp)
-            _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
-                        (space, published_values(m, s, sp), seeds))
+            st = _open_study(m, s, sp, kw.get("storage", "results/tuning"), kw.get("sampler_seed", 0), n_trials,
+                             (space, published_values(m, s, sp), seeds))
+            fail_stale_trials(st, unowned=True)  # no process of this run has started a trial yet
             k = max(1, min(slots.get(m, 1) if slots else 1, n_trials))
             for slot in range(k):
                 jobs.append(dict(method=m, scheme=s, sparsity=sp, threads=1, slot=slot, n_slots=k, **kw))
