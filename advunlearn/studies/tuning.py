@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ..core.config import ConfigError, check_choice, check_range
-from .tuning_space import (EDGE, WIDENED, _space_json, requeue_published, edges, from_optuna, method_space, published_values,  # noqa: F401
-                           study_seed, suggest, to_optuna, tunable_methods)
+from .tuning_space import (EDGE, WIDENED, _space_json, edges, from_optuna, method_space, published_values,  # noqa: F401
+                           requeue_published, setting_key, study_name, study_seed, suggest, to_optuna, tunable_methods)
 
 TUNING_SEEDS = (100, 101)
 REPORTING_SEEDS = (0, 1, 2, 3, 4)
@@ -48,14 +48,6 @@ STALE_TRIAL_S = 3600  # a RUNNING trial older than this (its process killed) is 
                       # process on this machine is gone (recorded in the trial) is failed at once
 N_TRIALS = 50         # protocol 2: trials per method and setting, the same for every method
 N_STARTUP = 10        # random trials after the published values, before TPE proposes
-
-
-def setting_key(scheme: str, sparsity: float) -> str:
-    return f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
-
-
-def study_name(method: str, scheme: str, sparsity: float) -> str:
-    return f"{method}.{setting_key(scheme, sparsity)}"
 
 
 # ---------------------------------------------------------------------------------------------

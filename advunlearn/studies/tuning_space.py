@@ -43,9 +43,12 @@ WIDENED: dict[str, dict[str, tuple]] = {
 }
 
 
-def _study(method: str, scheme: str, sparsity: float) -> str:
-    """A study's name, ``<method>.<scheme>-<dense|sparse>`` (as ``tuning.study_name``)."""
-    return f"{method}.{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+def setting_key(scheme: str, sparsity: float) -> str:
+    return f"{scheme}-{'sparse' if sparsity > 0 else 'dense'}"
+
+
+def study_name(method: str, scheme: str, sparsity: float) -> str:
+    return f"{method}.{setting_key(scheme, sparsity)}"
 
 
 def method_space(method: str, scheme: str | None = None, sparsity: float | None = None) -> dict[str, tuple]:
@@ -55,7 +58,7 @@ def method_space(method: str, scheme: str | None = None, sparsity: float | None 
 
     space = dict(get(method).space)
     if scheme is not None and sparsity is not None:
-        space.update({k: v for k, v in WIDENED.get(_study(method, scheme, sparsity), {}).items() if k in space})
+        space.update({k: v for k, v in WIDENED.get(study_name(method, scheme, sparsity), {}).items() if k in space})
     return space
 
 
@@ -191,5 +194,5 @@ def requeue_published(study, space: Mapping[str, tuple], anchor: Mapping[str, An
     return True
 
 
-__all__ = ["WIDENED", "requeue_published", "method_space", "tunable_methods", "published_values", "optuna_name", "to_optuna", "from_optuna", "position",
+__all__ = ["WIDENED", "requeue_published", "setting_key", "study_name", "method_space", "tunable_methods", "published_values", "optuna_name", "to_optuna", "from_optuna", "position",
            "edges", "study_seed", "suggest", "UNTUNED", "EDGE"]
