@@ -35,11 +35,15 @@ WIDENED: dict[str, dict[str, tuple]] = {
     # then SalUn class dense chose a mask ratio of 0.914 of [0.05, 0.95]: class-wise, it searches up to
     # 1 (every weight salient: SalUn becomes RL); class sparse, not yet run then, the same
     "salun.class-dense": {"epochs": ("int", 1, 90), "ratio": ("float", 0.05, 1.0)},
-    "salun.class-sparse": {"epochs": ("int", 1, 90), "ratio": ("float", 0.05, 1.0)},
+    # ... and SalUn class sparse then chose 0.06 of [0.05, 1]: there the ratio is searched on a log
+    # scale down to 0.005 (a mask of 0.5% of the weights)
+    "salun.class-sparse": {"epochs": ("int", 1, 90), "ratio": ("log", 0.005, 1.0)},
     # SCRUB class dense chose T 1.92 of [1, 20]; class-wise it searches down to 0.25 (a sharpening
     # temperature); class sparse, not yet run then, the same
     "scrub.class-dense": {"T": ("float", 0.25, 20.0)},
-    "scrub.class-sparse": {"T": ("float", 0.25, 20.0)},
+    # ... and SCRUB class sparse then chose T 0.554 of [0.25, 20]: there T is searched on a log scale
+    # down to 0.05
+    "scrub.class-sparse": {"T": ("log", 0.05, 20.0)},
 }
 
 
