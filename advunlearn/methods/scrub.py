@@ -36,7 +36,12 @@ DEFAULTS = {"lr": 0.005, "epochs": 5, "max_steps": 2, "alpha": 1.0, "gamma": 1.0
 SPACE = {"lr": ("log", 1e-4, 1e-1), "epochs": ("int", 1, 40), "max_steps": ("int", 1, 40),
          "alpha": ("log", 0.01, 100.0), "gamma": ("log", 0.01, 100.0), "T": ("float", 1.0, 20.0),
          "max_weight": ("log", 0.01, 100.0)}
-HARD_BOUNDS = {"epochs": ("lo", "at least one epoch"), "max_steps": ("lo", "at least one max-step epoch")}
+# max_steps' top equals epochs' top: the loop runs min(max_steps, epochs) max-step epochs, so no value
+# above 40 differs from 40 (and any value >= epochs means a max step in every epoch)
+HARD_BOUNDS = {"epochs": ("lo", "at least one epoch"),
+               "max_steps": {"lo": "at least one max-step epoch",
+                             "hi": "min(max_steps, epochs) max-step epochs run, and epochs stop at 40: "
+                                   "a larger max_steps changes nothing"}}
 # The paper's objective (α = γ = 1 as written, w_max = 1), the distillation temperature 4 of Hinton et
 # al.'s convention, two max-step epochs of five; lr 0.005, this module's default.
 PUBLISHED = {"default": {"lr": 0.005, "epochs": 5, "max_steps": 2, "alpha": 1.0, "gamma": 1.0, "T": 4.0,
