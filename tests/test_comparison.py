@@ -87,3 +87,26 @@ def test_ulira_over_seeds_has_a_student_t_interval():
     assert ours["accuracy_ci"] == pytest.approx((0.72 - half, 0.72 + half))
     md = ulira_seeds_markdown(recs)
     assert "| 0, 1, 2 | 72.0 [" in md and "**Retrain (floor)**" in md
+
+
+def test_a_sibling_folder_of_earlier_runs_gives_the_standing_part(tmp_path):
+    """`<name>-<suffix>` beside a results folder (the same batch run earlier) gives the part
+    `standing/<name>-<suffix>`, which the README's check compares like every other block."""
+    import json
+
+    from advunlearn.report.document import check_document, document_parts, update_document
+
+    before = _records([14.0] * 3, [11.0] * 3, [10.8] * 3)   # Ours last, behind the ablation, FT and SalUn
+    after = _records([10.4] * 3, [13.0] * 3, [30.0] * 3)    # Ours second, behind its ablation only
+    for name, recs in (("table", after), ("table-protocol1", before), ("table-empty", [])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(recs))
+    parts = document_parts(tmp_path / "table")
+    assert "standing/table-protocol1" in parts and "standing/table-empty" not in parts
+    assert parts["standing/table-protocol1"] == standing_markdown(standing(before, after))
+    row = next(line for line in parts["standing/table-protocol1"].splitlines() if line.startswith("| random, dense | Ours |"))
+    assert row == "| random, dense | Ours | 1.00 (#4) | 0.10 (#2) |"  # the ablation (UA 10) ranks first
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- report table standing/table-protocol1 -->\nold\n<!-- /report -->\n")
+    assert check_document(tmp_path / "table", doc)  # stale: a problem
+    assert update_document(tmp_path / "table", doc) == 1 and check_document(tmp_path / "table", doc) == []

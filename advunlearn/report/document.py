@@ -106,7 +106,10 @@ def report_parts(records: Iterable[Mapping]) -> dict[str, str]:
 def document_parts(results_dir: str | Path) -> dict[str, str]:
     """:func:`report_parts` of the result records under ``results_dir``, plus ``ulira`` (every U-LiRA
     record), ``ulira/<scheme>`` (one scheme's) and, with several seeds, ``ulira-seeds/<scheme>`` (mean and
-    interval over seeds) when the folder holds ``advunlearn ulira`` records."""
+    interval over seeds) when the folder holds ``advunlearn ulira`` records, and ``standing/<EARLIER>`` for
+    every sibling folder ``<name>-<suffix>`` (``EARLIER`` its name: the same batch run earlier, e.g. under
+    the values of an older tuning, kept beside it) that holds result records: each method's mean Avg.
+    Disparity and rank there and here (:func:`advunlearn.report.comparison.standing`)."""
     from ..core.config import ConfigError
     from .ulira import load_ulira_records, ulira_markdown, ulira_seeds_markdown
 
@@ -123,6 +126,14 @@ def document_parts(results_dir: str | Path) -> dict[str, str]:
             parts[f"ulira/{scheme}"] = ulira_markdown([r for r in ulira if r["scheme"] == scheme])
             if len({r["seed"] for r in ulira if r["scheme"] == scheme}) > 1:  # the spread over seeds
                 parts[f"ulira-seeds/{scheme}"] = ulira_seeds_markdown([r for r in ulira if r["scheme"] == scheme])
+    if records:
+        from .comparison import standing, standing_markdown
+
+        here = results_dir.resolve()
+        for earlier in sorted(here.parent.glob(f"{here.name}-*")):
+            before = load_records(earlier, exclude=(earlier / "report").resolve()) if earlier.is_dir() else []
+            if before:
+                parts[f"standing/{earlier.name}"] = standing_markdown(standing(before, records))
     return parts
 
 
