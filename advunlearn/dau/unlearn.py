@@ -239,7 +239,7 @@ class AdversarialUnlearner:
 
     # -- pieces ---------------------------------------------------------------------------------
     def alpha_at(self, iteration: int) -> float:
-        """alpha in effect at (0-based) ``iteration``: 0 from ``cfg.alpha_off_after`` on (class-wise)."""
+        """alpha in effect at (0-based) ``iteration``: 0 from ``cfg.alpha_off_after`` on (None: always on)."""
         off = self.cfg.alpha_off_after
         return 0.0 if (off is not None and iteration >= off) else float(self.cfg.alpha)
 
