@@ -9,6 +9,8 @@ and Retrain's reference lines follow the stored grid point (computed again here 
 store), then press "run fresh unlearning" and wait for its table beside the grid point it matches.  The two
 notebooks run side by side (one kernel thread each), so the browser part takes as long as the
 longer of the two.
+04_evaluation, afterwards, on the same store (θ0, the attacker and Retrain already there): run all
+cells, which computes every registered method, and read its two figures as the page draws them.
 
 Setup: while the two pages load, 05_explorer's cells up to the explorer run once in a thread of
 this process against the scratch store, so the browser only loads stored grid points.  Needs Debian's
@@ -40,7 +42,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SHOTS = REPO / "test-output" / "browser"
-# ADVUNLEARN_SHOTS_TO_DOCS=1 also copies the screenshots of 03 and 05 to docs/img/ (the README's pictures)
+# ADVUNLEARN_SHOTS_TO_DOCS=1 also copies the screenshots of 03, 04 and 05 to docs/img/ (the README's pictures)
 DOCS_IMG = REPO / "docs" / "img"
 CHROMIUM = os.environ.get("ADVUNLEARN_CHROMIUM", "/usr/bin/chromium")
 # headless, and no background connections (the CI machines' network is closed: they would be refused)
@@ -65,6 +67,9 @@ EXPLORER_NB = "05_explorer_2x2.ipynb"
 PREPOPULATE_S = 3600  # filling an empty store on a loaded 2-core machine
 SERVER_START_S = 90
 RUN_ALL_S = 240  # one notebook's Run All (the 2-core CI machines are shared)
+# 04's Run All after 03 and 05: θ0, the attacker and Retrain are stored, every other method is computed,
+# in two single-thread worker processes (its ``workers`` parameter: "auto" gives one under ADVUNLEARN_THREADS=1)
+EVALUATION_NB, EVALUATION_S = "04_evaluation_2w.ipynb", 1200
 FRESH_S = 240  # the fresh-run button (fresh_iterations of Algorithm 1)
 UI_S = 30  # a widget or figure reacting to a key press
 TIMES: dict[str, float] = {}
@@ -308,10 +313,12 @@ class LabPage:
     ``close()`` closes the browser; the server fixture shuts the kernels down, all at once.
     """
 
-    def __init__(self, pw, server, name: str):
+    def __init__(self, pw, server, name: str, height: int = 1000):
         self.server, self.name = server, name
         self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        self.page = self.browser.new_page(viewport={"width": 1400, "height": 1000})
+        # ``height``: a figure taller than JupyterLab's notebook panel is cut in its screenshot, so the
+        # pages whose figures are screenshot are as tall as those figures
+        self.page = self.browser.new_page(viewport={"width": 1400, "height": height})
         self.page.set_default_timeout(UI_S * 1000)
 
     def goto(self) -> None:
@@ -390,8 +397,8 @@ def pages(server, work, playwright_):
 
     filler = threading.Thread(target=fill, name="prepopulate", daemon=True)
     filler.start()
-    nb03 = LabPage(playwright_, server, name)
-    nb05 = LabPage(playwright_, server, explorer_name)
+    nb03 = LabPage(playwright_, server, name, height=2400)
+    nb05 = LabPage(playwright_, server, explorer_name, height=2400)
     try:
         nb03.goto()
         nb05.goto()
@@ -562,7 +569,7 @@ def test_explorer_sliders_and_fresh_run(grid, pages):
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "05_explorer.png"
-    box.screenshot(path=str(shot))
+    _figure_shot(box, shot)
     page.screenshot(path=str(SHOTS / "05_explorer_page.png"), full_page=True)
     _keep_shot(shot)
     _keep_shot(SHOTS / "05_explorer_page.png")
@@ -616,6 +623,71 @@ def test_live_plot_updates_while_running(pages):
     assert cell.locator(".js-plotly-plot").count() == 1  # clear_output(wait=True): one figure left
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "03_live_plot.png"
-    cell.screenshot(path=str(shot))
+    _figure_shot(cell.locator(".js-plotly-plot"), shot)
     _keep_shot(shot)
     print(f"\nlive-plot states {[(s['points'], s['running']) for s in states]}; screenshot: {shot}")
+
+
+def _figure_shot(plot, path: Path) -> None:
+    """Screenshot one element (a plotly figure, a widget), whole: scrolled to the top of the notebook
+    panel (the page is taller than the element), so that no part of it lies outside the panel's
+    visible area."""
+    plot.evaluate("el => el.scrollIntoView({block: 'start'})")
+    box = plot.bounding_box()
+    panel = plot.page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer, .jp-NotebookPanel .jp-Notebook").first.bounding_box()
+    assert box and panel and box["y"] >= panel["y"] - 1 and box["y"] + box["height"] <= panel["y"] + panel["height"] + 1, \
+        f"the figure ({box}) does not fit in the notebook panel ({panel}): the screenshot would cut it"
+    plot.screenshot(path=str(path))
+
+
+_PLOTS_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .js-plotly-plot')].map(gd => ({
+  title: (gd.layout.title && gd.layout.title.text) || '',
+  traces: gd.data.map(t => ({type: t.type, name: t.name || '', showlegend: t.showlegend !== false,
+                             color: (t.marker && t.marker.color) || (t.line && t.line.color) || null,
+                             width: t.marker && t.marker.line ? t.marker.line.width : null})),
+  annotations: (gd.layout.annotations || []).map(a => a.text),
+  ytypes: Object.keys(gd.layout).filter(k => /^yaxis\\d*$/.test(k)).map(k => gd.layout[k].type),
+  rects: (gd.layout.shapes || []).filter(s => s.type === 'rect').length}))"""
+
+
+def test_evaluation_figures(server, work, playwright_, pages):
+    """04 on the testbed, after 03 and 05 (which stored θ0, the attacker and Retrain): Run All computes
+    every registered method; its two figures, as drawn in the page, use the tables' method labels, one
+    colour per method, Ours highlighted, and a logarithmic share axis for the histograms."""
+    from advunlearn.course.viz import OURS_COLOR
+    from advunlearn.methods import label, names
+
+    t0 = time.perf_counter()
+    _copy_with_params(work, "04_evaluation.ipynb", EVALUATION_NB, [(r'^workers = "auto"', "workers = 2")])
+    nb04 = LabPage(playwright_, server, EVALUATION_NB, height=4200)
+    try:
+        nb04.goto()
+        page = nb04.wait_ready()
+        start_run_all(page)
+        wait_run_all(page, EVALUATION_S)
+        _took("browser: 04 open + Run All (every method)", t0)
+        assert page.locator(".jp-OutputArea-output", has_text="FAST MODE").count() == 0
+        plots = page.evaluate(_PLOTS_JS)
+        mia = next(p for p in plots if p["title"].startswith("MIA efficacy on D_f"))
+        hist = next(p for p in plots if p["title"].startswith("confidence p_y"))
+        labels = [label(m) for m in names()]
+        # Figure 2: one bar series per registered method, named by its label, each in its own colour, Ours outlined
+        assert [t["name"] for t in mia["traces"]] == labels
+        assert len({t["color"] for t in mia["traces"]}) == len(labels)
+        widths = {t["name"]: t["width"] for t in mia["traces"]}
+        assert widths["Ours"] > max(w for n, w in widths.items() if n != "Ours")
+        # the histograms: a panel per method titled with its label (Ours in bold), log share axes, Ours framed
+        assert [re.sub(r"</?b>", "", a) for a in hist["annotations"][:len(labels)]] == labels
+        modules = {m for m in names() if label(m) != m}  # neggrad_plus, scrub_r, ...: never a title
+        assert "<b>Ours</b>" in hist["annotations"] and not modules & {re.sub(r"</?b>", "", a) for a in hist["annotations"]}
+        assert hist["ytypes"] and set(hist["ytypes"]) == {"log"}
+        assert hist["rects"] == 1
+        forget = [t for t in hist["traces"] if t["name"] == "D_f (forget set)"]
+        assert len(forget) == len(labels) and {t["color"] for t in forget} == {OURS_COLOR}
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i, name in ((plots.index(mia), "04_figure2_mia.png"), (plots.index(hist), "04_confidence_histograms.png")):
+            _figure_shot(page.locator(".jp-NotebookPanel .jp-Notebook .js-plotly-plot").nth(i), SHOTS / name)
+            _keep_shot(SHOTS / name)
+        print(f"\nscreenshots: {SHOTS / '04_figure2_mia.png'}, {SHOTS / '04_confidence_histograms.png'}")
+    finally:
+        nb04.close()
