@@ -10,7 +10,7 @@ from advunlearn.core.config import ConfigError
 from advunlearn.studies.tuning import CRITERION, N_STARTUP, N_TRIALS, REPORTING_SEEDS, SETTINGS, distance, freeze, run_study, tune
 from advunlearn.studies.tuning_report import record_markdown
 from advunlearn.studies.tuning_space import (EDGE, edges, from_optuna, method_space, position, published_values,
-                                             study_seed, to_optuna, tunable_methods)
+                                             setting_key, study_seed, to_optuna, tunable_methods)
 
 
 def test_distance_is_the_mean_absolute_difference_and_inf_when_diverged():
@@ -344,3 +344,26 @@ def test_a_trial_cut_short_before_it_names_its_process_is_failed_when_a_run_star
     assert fail_stale_trials(st) == 0
     assert fail_stale_trials(st, unowned=True) == 1
     assert [t.state for t in st.trials] == [optuna.trial.TrialState.FAIL]
+
+
+def test_the_committed_testbed_record_is_protocol_2():
+    """results/tuning/cpu-fashion-mnist.json, the record behind the README's tables: every tuned method
+    in all four settings, at least 50 completed trials per study, trial 0 the published values, a
+    sampler seed of its own per study, no chosen value at a soft edge, and the frozen values equal
+    to the record's choices."""
+    from pathlib import Path
+
+    from advunlearn.studies.tuning import tuned_path
+
+    root = Path(__file__).resolve().parents[1]
+    rec = json.loads((root / "results" / "tuning" / "cpu-fashion-mnist.json").read_text())
+    studies = rec["studies"]
+    assert {(s["method"], s["setting"]) for s in studies} == {
+        (m, setting_key(sc, sp)) for m in tunable_methods() for sc, sp in SETTINGS}
+    assert all(s["n_trials"] >= 50 and len(s["trials"]) == s["n_trials"] for s in studies)
+    assert all(s["trials"][0]["number"] == 0 and s["trials"][0]["default"] for s in studies)
+    assert len({s["sampler_seed"] for s in studies}) == len(studies)
+    assert all(s["edges"] == {} for s in studies), [(s["method"], s["setting"], s["edges"]) for s in studies if s["edges"]]
+    frozen = json.loads(tuned_path("cpu", "fashion-mnist").read_text())
+    for s in studies:
+        assert frozen[s["setting"]][s["method"]] == s["chosen"], (s["method"], s["setting"])
