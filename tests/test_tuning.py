@@ -367,3 +367,18 @@ def test_the_committed_testbed_record_is_protocol_2():
     frozen = json.loads(tuned_path("cpu", "fashion-mnist").read_text())
     for s in studies:
         assert frozen[s["setting"]][s["method"]] == s["chosen"], (s["method"], s["setting"])
+
+
+def test_docs_tuning_shows_the_committed_record():
+    """docs/tuning.md's spaces, adequacy and chosen-values tables and its best-so-far SVG are what
+    tuning_report builds from the committed record (and the modules' spaces) now."""
+    from pathlib import Path
+
+    from advunlearn.studies.tuning_report import adequacy_markdown, best_so_far_svg, chosen_markdown, spaces_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    studies = json.loads((root / "results" / "tuning" / "cpu-fashion-mnist.json").read_text())["studies"]
+    doc = (root / "docs" / "tuning.md").read_text()
+    for table in (spaces_markdown(), adequacy_markdown(studies), chosen_markdown(studies)):
+        assert table in doc, table.splitlines()[0]
+    assert (root / "docs" / "img" / "tuning-best-so-far.svg").read_text() == best_so_far_svg(studies)

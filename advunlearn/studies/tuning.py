@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ..core.config import ConfigError, check_choice, check_range
-from .tuning_space import (EDGE, WIDENED, _space_json, edges, from_optuna, method_space, published_values,  # noqa: F401
+from .tuning_space import (EDGE, _space_json, edges, from_optuna, method_space, published_values,  # noqa: F401
                            requeue_published, setting_key, study_name, study_seed, suggest, to_optuna, tunable_methods)
 
 TUNING_SEEDS = (100, 101)

@@ -53,6 +53,19 @@ def adequacy_markdown(records: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def chosen_markdown(records: Sequence[Mapping]) -> str:
+    """Each study's chosen values (3 significant digits) and the bounds they sit at, if any (an edge
+    that is not a hard limit; sorted as :func:`adequacy_markdown`): the second table of docs/tuning.md."""
+    from ..methods import label
+
+    lines = ["| setting | method | chosen values | edges |", "|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["setting"], r["method"])):
+        vals = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (r["chosen"] or {}).items())
+        edge = ", ".join(f"{k} {side}" for k, side in (r.get("edges") or {}).items()) or "–"
+        lines.append(f"| {r['setting']} | {label(r['method'])} | {vals} | {edge} |")
+    return "\n".join(lines)
+
+
 def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -78,8 +91,8 @@ def spaces_markdown(methods: Sequence[str] | None = None) -> str:
     """Each tuned method's search space, its published values (trial 0; per setting where they differ),
     their source and the bounds it names hard limits: the table of docs/tuning.md."""
     from ..methods import get
-    from .tuning import SETTINGS, setting_key
-    from .tuning_space import published_values, tunable_methods
+    from .tuning import SETTINGS
+    from .tuning_space import published_values, setting_key, tunable_methods
 
     lines = ["| method | space | published values (trial 0) | source | hard limits |", "|---|---|---|---|---|"]
     for m in methods or tunable_methods():
@@ -158,4 +171,5 @@ def best_so_far_svg(records: Sequence[Mapping], width: int = 920, panel_h: int =
     return "\n".join(out)
 
 
-__all__ = ["best_so_far", "adequacy_rows", "adequacy_markdown", "best_so_far_svg", "spaces_markdown", "FRACTIONS"]
+__all__ = ["best_so_far", "adequacy_rows", "adequacy_markdown", "chosen_markdown", "record_markdown", "best_so_far_svg",
+           "spaces_markdown", "FRACTIONS"]
