@@ -145,18 +145,26 @@ def _assert_stopped(cmd: _Command, rc: int, sig: int, secs: float):
 
 # ------------------------------------------------------------------------------------------ tune
 
-def _trials(storage: Path) -> dict[str, dict[str, list]]:
-    """{study: {state: [(number, params, value), ...]}} read from the studies' SQLite files."""
+def _trials(storage: Path, settled: bool = False) -> dict[str, dict[str, list]]:
+    """{study: {state: [(number, params, value), ...]}} read from the studies' SQLite files.
+
+    While the command runs (``settled=False``) a file is opened read-only and one not ready yet (no
+    tables, or locked) is left out.  Once it has ended (``settled=True``) every file must be read: a
+    worker terminated in the middle of a write leaves a hot journal, which only a read-write
+    connection rolls back (a read-only one fails with SQLITE_READONLY_ROLLBACK), as the rerun does.
+    """
     out = {}
     for db in sorted(storage.glob("*.db")):
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            con = sqlite3.connect(str(db) if settled else f"file:{db}?mode=ro", uri=not settled, timeout=5)
             rows = con.execute("SELECT t.trial_id, t.number, t.state, v.value FROM trials t "
                                "LEFT JOIN trial_values v ON v.trial_id = t.trial_id").fetchall()
             params = con.execute("SELECT trial_id, param_name, param_value FROM trial_params").fetchall()
             con.close()
-        except sqlite3.Error:  # not created yet
-            continue
+        except sqlite3.Error as e:
+            if settled:
+                raise AssertionError(f"{db} cannot be read after the command ended: {e}") from None
+            continue  # not created yet, or mid-write
         by_trial: dict[int, list] = {}
         for tid, name, val in params:
             by_trial.setdefault(tid, []).append((name, val))
@@ -205,7 +213,7 @@ def test_one_signal_stops_tune_with_its_workers_and_a_rerun_keeps_every_finished
     _assert_stopped(cmd, rc, sig, secs)
     _assert_nothing_left(cmd, kids)
 
-    before = _trials(storage)
+    before = _trials(storage, settled=True)
     done = {k: v.get("COMPLETE", []) for k, v in before.items()}
     cut = {k: len(v.get("RUNNING", [])) for k, v in before.items()}
     assert sum(map(len, done.values())) >= 1 and sum(cut.values()) >= 1, before
@@ -218,7 +226,7 @@ def test_one_signal_stops_tune_with_its_workers_and_a_rerun_keeps_every_finished
     again = _Command(_tune_args(storage, shared_store, budget), tmp_path)
     rc = again.wait(timeout=240)
     assert rc == 0, again.text()[-3000:]
-    after = _trials(storage)
+    after = _trials(storage, settled=True)
     assert sorted(after) == [f"{m}.random-dense" for m in sorted(STUDIES)]
     for name, st in after.items():
         assert len(st.get("COMPLETE", [])) == budget, (name, st)
