@@ -1,10 +1,11 @@
-"""How long the course takes a student: notebooks 01-05 on the testbed, in order, in a fresh store.
+"""How long the course takes a student: notebooks 01-06 on the testbed, in order, in a fresh store.
 
-    ADVUNLEARN_THREADS=1 python benchmarks/course_time.py [--notebooks 01 02 03 04 05] [--out DIR]
+    ADVUNLEARN_THREADS=1 python benchmarks/course_time.py [--notebooks 01 02 03 04 05 06] [--out DIR]
 
 Copies the notebooks into ``DIR/notebooks`` and runs each with its default parameters (the
 Fashion-MNIST testbed, seed 0, CPU) one after another, as a student's Run All would, all sharing one
-new artifact store, ``DIR/results/store`` (so 02 reuses 01's model, and so on).  01-04 run under
+new artifact store, ``DIR/results/store`` (so 02 reuses 01's model, and so on; a second call with the
+same ``--out`` and later notebooks goes on in that store).  01-04 and 06 run under
 papermill (03 writes its loop's records to a JSON file); 05 runs under nbval, since papermill's
 executor can hang on 05's widget cell after it has finished (README, "Tests").  Prints per notebook the wall time and the CPU time (user + system) of the
 notebook's process tree.  On a machine with other work, the CPU time of a single-threaded run is
@@ -26,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {"01": "01_pretraining", "02": "02_attacker", "03": "03_adversarial_unlearning",
-             "04": "04_evaluation", "05": "05_explorer"}
+             "04": "04_evaluation", "05": "05_explorer", "06": "06_strong_evaluation"}
 
 
 def _children_cpu() -> float:
