@@ -155,3 +155,28 @@ def test_ctrl_c_during_the_workers_stops_them_and_a_rerun_completes(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(line.split()[0] for line in r.stdout.splitlines()[1:]) == \
         sorted(["ours", "retrain", "retrain_seed2", "ours_no_vss", "ft"]), r.stdout
+
+
+def test_explorer_grid_in_two_workers_equals_the_grid_of_one_process(tmp_path, one_thread):
+    from advunlearn.course.explorer import compute_grid
+
+    alphas, betas = [0.0, 2.0], [0.0, 0.05]
+    one = compute_grid({"random": _exp(tmp_path / "a")}, alphas, betas, iterations=12, progress=False)
+    exps = {"random": _exp(tmp_path / "b")}
+    two = compute_grid(exps, alphas, betas, iterations=12, progress=False, workers=2)
+    assert list(two) == list(one) == [("random", a, b) for a in alphas for b in betas]  # the order asked for
+    keys = ("UA", "RA", "TA", "MIA_efficacy", "iterations", "curve")
+    for k in one:
+        assert {m: one[k][m] for m in keys} == {m: two[k][m] for m in keys}, k
+    assert len({two[k]["UA"] for k in two}) > 1  # the points differ: each is its own run
+    # stored by the workers: a one-process call reads them back, nothing is written (recomputed) again
+    def files():
+        return {str(p): p.stat().st_mtime_ns for p in (tmp_path / "b").rglob("*") if p.is_file()
+                and not p.name.endswith(".lock")}
+
+    before = files()
+    again = compute_grid(exps, alphas, betas, iterations=12, progress=False)
+    assert {k: again[k]["UA"] for k in again} == {k: two[k]["UA"] for k in two}
+    assert files() == before
+    with pytest.raises(ConfigError, match="workers"):
+        compute_grid(exps, alphas, betas, iterations=12, progress=False, workers=0)

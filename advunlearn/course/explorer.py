@@ -62,24 +62,67 @@ def retrain_point(exp) -> dict:
     return {"scheme": exp.scheme, **{k: res[k] for k in METRICS}}
 
 
+def _grid_task(_spec, spec: dict, alpha: float, beta: float, iterations: int | None) -> dict:
+    """One grid point in a worker process (``spec`` rebuilds that point's experiment)."""
+    from ..experiments.workers import _experiment
+
+    return _point(_experiment(spec), alpha, beta, iterations)
+
+
 def compute_grid(experiments: dict, alphas: Sequence[float], betas: Sequence[float], iterations: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, workers: int = 1) -> dict:
     """{(scheme, alpha, beta): point} for every combination; ``experiments`` maps scheme -> Experiment.
 
     Each point is a stored unlearning run (computed the first time only).  The progress bar, if any,
-    is removed when the grid is done.
+    is removed when the grid is done.  ``workers`` > 1 computes the points not stored yet in that many
+    single-thread processes (:func:`advunlearn.experiments.workers.run_tasks`), as the runner does its
+    methods: the whole call then computes with one thread, here too, so its points are those of a
+    one-thread process (``ADVUNLEARN_THREADS=1`` makes a later one-process call reuse them).
     """
     for a in alphas:
         check_range("alpha", a, 0)
     for b in betas:
         check_range("beta", b, 0)
+    check_range("workers", workers, 1, integer=True)
     combos = list(itertools.product(experiments, alphas, betas))
-    it = combos
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(combos, desc="explorer grid", leave=False)
-    return {(s, float(a), float(b)): _point(experiments[s], a, b, iterations) for s, a, b in it}
+        bar = tqdm(total=len(combos), desc="explorer grid", leave=False)
+    from ..experiments.experiment import one_thread_if
+
+    try:
+        with one_thread_if(workers > 1):
+            got: dict = {}
+            if workers > 1 and len(combos) > 1:
+                from ..experiments.workers import experiment_spec, run_tasks
+
+                specs = {s: experiment_spec(e) for s, e in experiments.items()}
+                for e in experiments.values():
+                    e.original()  # θ0 once, here, before the workers load it
+                first = next(iter(experiments.values()))
+
+                def done(p):
+                    got[(p["scheme"], p["alpha"], p["beta"])] = p
+                    if bar is not None:
+                        bar.update()
+
+                run_tasks(first, specs[next(iter(specs))], _grid_task,
+                          [(specs[s], float(a), float(b), iterations) for s, a, b in combos], workers=workers,
+                          on_result=done)
+            out = {}
+            for s, a, b in combos:
+                key = (s, float(a), float(b))
+                if key not in got:
+                    got[key] = _point(experiments[s], a, b, iterations)
+                    if bar is not None:
+                        bar.update()
+                out[key] = got[key]
+            return out
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def with_disparity(point: Mapping, retrain: Mapping) -> float:
