@@ -334,3 +334,51 @@ def test_ulira_with_workers_computes_every_shadow_once_whatever_the_callers_thre
     keys = [json.loads(p.read_text()) for p in tmp_path.rglob("config.json")]
     threads = {json.dumps(k, sort_keys=True).count('"threads": 2') for k in keys}
     assert threads == {0}, "an artifact was computed with the caller's two threads"
+
+
+def test_diverged_shadows_and_the_pairs_kept():
+    from advunlearn.core.config import ConfigError
+    from advunlearn.studies.ulira import diverged_shadows, kept_shadows
+
+    phi = np.zeros((8, 5))
+    phi[3, 2], phi[6, 0] = np.nan, np.inf
+    assert diverged_shadows({"phi": phi}) == [3, 6]
+    assert kept_shadows(24, [15]).tolist() == [k for k in range(24) if k not in (14, 15)]
+    assert kept_shadows(8, [3]).tolist() == [0, 1, 4, 5, 6, 7]
+    with pytest.raises(ConfigError, match=r"diverged on shadows \[3, 6\] of 8: fewer than 3 complete pairs"):
+        kept_shadows(8, [3, 6])
+
+
+def test_a_run_that_diverged_on_one_shadow_is_judged_on_the_other_pairs_and_says_so(tmp_path, one_thread, monkeypatch):
+    from advunlearn.report.ulira import ulira_markdown, ulira_seeds_markdown
+    from advunlearn.studies import shadows
+    from advunlearn.studies.ulira import ulira_evaluate
+
+    real = shadows.collect
+
+    def collect(exp, plan, role, *a, **kw):  # FT's run on shadow 3 "diverged": NaN outputs
+        o = real(exp, plan, role, *a, **kw)
+        if role == "ft":
+            o = {**o, "phi": o["phi"].copy()}
+            o["phi"][3, :] = np.nan
+        return o
+
+    monkeypatch.setattr(shadows, "collect", collect)
+    exp = _digits(tmp_path)
+    lines = []
+    recs = ulira_evaluate(exp, ["retrain", "ft"], n_shadows=8, n_boot=0, log=lines.append)
+    by = {r["method"]: r for r in recs}
+    assert "diverged" not in by["retrain"] and by["retrain"]["ulira"]["n_shadows"] == 8
+    ft = by["ft"]
+    assert ft["diverged"]["shadows"] == [3] and ft["diverged"]["of"] == 8
+    assert ft["ulira"]["n_shadows"] == 6 and ft["shadows"]["n_shadows"] == 8  # shadows 2 and 3 (a pair) left out
+    assert np.isfinite(ft["ulira"]["accuracy"]) and np.isfinite(ft["neurips"]["score"])
+    assert any("diverged on shadow(s) [3]" in line for line in lines), lines
+    table = ulira_markdown(recs)
+    row = next(line for line in table.splitlines() if "| FT |" in line)
+    assert row.split(" | ")[2] == "6", row
+    assert "FT, digits random s0 seed 0 (tiny): diverged on shadow(s) [3] of 8" in table, table
+    again = {**ft, "seed": 1}
+    again.pop("diverged")
+    seeds = ulira_seeds_markdown([ft, again])
+    assert "| 0*, 1 |" in seeds and "diverged on some shadows" in seeds, seeds

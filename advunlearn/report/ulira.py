@@ -124,6 +124,21 @@ def _ci(v, ci, scale=100.0, digits=1) -> str:
     return s
 
 
+def _planned_k(r: dict):
+    """The shadows a record's run planned (its K); fewer were used where runs diverged (``diverged``)."""
+    return (r.get("shadows") or {}).get("n_shadows", r["ulira"].get("n_shadows"))
+
+
+def _diverged_note(r: dict, label: str) -> str | None:
+    d = r.get("diverged")
+    if not d:
+        return None
+    accs = ", ".join(f"{a.get('retain', float('nan')):.1f}%" for a in d.get("accuracy", []))
+    return (f"{method_label(r['method'])}, {label}: diverged on shadow(s) {d['shadows']} of {d['of']} (non-finite "
+            f"outputs; retain accuracy {accs}); judged on the {r['ulira'].get('n_shadows')} shadows of the other "
+            f"pairs (K). A diverged model is told apart from a retrained one at once: this row flatters it.")
+
+
 def ulira_markdown(records: Sequence[dict]) -> str:
     """Markdown table: per setting and method, U-LiRA accuracy and AUC, TPR at low FPR (where the
     counts resolve it), the NeurIPS 2023 score and its forgetting quality, with 95% intervals."""
@@ -132,7 +147,7 @@ def ulira_markdown(records: Sequence[dict]) -> str:
     last: dict[tuple, dict] = {}
     for r in records:  # the last record per (setting, method, shadows) wins (a rerun)
         last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r["seed"], r.get("profile"), r["method"],
-              r["ulira"].get("n_shadows"))] = r
+              _planned_k(r))] = r
 
     order = list(registered())
     keys = sorted(last, key=lambda k: (*map(str, k[:5]), k[6] or 0, order.index(k[5]) if k[5] in order else 99, k[5]))
@@ -152,6 +167,9 @@ def ulira_markdown(records: Sequence[dict]) -> str:
                 if u.get(f"tpr@{f}_note"):
                     notes.add(f"TPR@{f} FPR: {u[f'tpr@{f}_note']}.")
         label = f"{k[0]} {k[1]} s{k[2]:g} seed {k[3]}" + (f" ({k[4]})" if k[4] else "")
+        note = _diverged_note(r, label)
+        if note:
+            notes.add(note)
         cells = [label, ("**Retrain (floor)**" if k[5] == "retrain" else method_label(k[5])), str(u.get("n_shadows", "")),
                  _ci(u["accuracy"], u.get("accuracy_ci")), _ci(u["auc"], u.get("auc_ci"), 1.0, 3), *tprs,
                  _ci(n.get("score"), n.get("score_ci"), 1.0, 3), _ci(n.get("forgetting_quality"),
@@ -175,7 +193,7 @@ def ulira_seeds_rows(records: Sequence[dict]) -> list[dict]:
 
     last: dict[tuple, dict] = {}
     for r in records:
-        last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r.get("profile"), r["ulira"].get("n_shadows"),
+        last[(r["dataset"], r["scheme"], float(r.get("sparsity", 0)), r.get("profile"), _planned_k(r),
               r["method"], r["seed"])] = r
     groups: dict[tuple, list[dict]] = {}
     for k, r in last.items():
@@ -197,7 +215,8 @@ def ulira_seeds_rows(records: Sequence[dict]) -> list[dict]:
         score, score_ci = stat(r.get("neurips", {}).get("score") for r in rs)
         rows.append({"dataset": k[0], "scheme": k[1], "sparsity": k[2], "profile": k[3], "n_shadows": k[4],
                      "method": k[5], "seeds": sorted(r["seed"] for r in rs), "accuracy": acc, "accuracy_ci": acc_ci,
-                     "score": score, "score_ci": score_ci})
+                     "score": score, "score_ci": score_ci,
+                     "diverged": {r["seed"]: r["diverged"] for r in rs if r.get("diverged")}})
     return rows
 
 
@@ -215,10 +234,13 @@ def ulira_seeds_markdown(records: Sequence[dict]) -> str:
     for r in rows:
         label = f"{r['dataset']} {r['scheme']} s{r['sparsity']:g}" + (f" ({r['profile']})" if r["profile"] else "")
         name = "**Retrain (floor)**" if r["method"] == "retrain" else method_label(r["method"])
-        seeds = ", ".join(map(str, r["seeds"]))
+        seeds = ", ".join(f"{s}*" if s in r.get("diverged", {}) else str(s) for s in r["seeds"])
         lines.append(f"| {label} | {name} | {r['n_shadows']} | {seeds} | {_ci(r['accuracy'], r['accuracy_ci'])} | "
                      f"{_ci(r['score'], r['score_ci'], 1.0, 3)} |")
     lines += ["", "Mean over seeds; intervals: 95% Student t over the seeds (n = number of seeds)."]
+    if any(r.get("diverged") for r in rows):
+        lines.append("\\* runs of this method diverged on some shadows of that seed; that seed's numbers come from "
+                     "the other shadow pairs (its per-seed table says which).")
     return "\n".join(lines) + "\n"
 
 

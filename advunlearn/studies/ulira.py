@@ -332,6 +332,29 @@ def matched_groups(unlearned_phi, retrained_phi, member) -> tuple[np.ndarray, np
     return u.T[mem.T].reshape(-1, n0).T, r.T[mem.T].reshape(-1, n0).T
 
 
+def diverged_shadows(obs: dict) -> list[int]:
+    """The shadows whose φ (from :func:`advunlearn.studies.shadows.collect`) is not finite somewhere: runs
+    that diverged (NaN or infinite weights give non-finite logits)."""
+    return [int(k) for k in np.nonzero((~np.isfinite(np.asarray(obs["phi"]))).any(1))[0]]
+
+
+def kept_shadows(n_shadows: int, diverged: Sequence[int]) -> np.ndarray:
+    """Indices of the shadows of every complementary pair (2j, 2j + 1) with no diverged member, so that
+    each target stays forgotten by the same number of kept shadows (the paired design); at least 3 pairs."""
+    bad_pairs = {int(k) // 2 for k in diverged}
+    keep = np.array([k for k in range(n_shadows) if k // 2 not in bad_pairs], dtype=np.int64)
+    if len(keep) < 6:
+        raise ConfigError(f"runs diverged on shadows {sorted(diverged)} of {n_shadows}: fewer than 3 complete "
+                          f"pairs are left to judge the method on")
+    return keep
+
+
+def _rows(obs: dict, keep: np.ndarray) -> dict:
+    """``obs`` restricted to the shadows ``keep`` (its per-shadow lists and φ rows)."""
+    return {k: (np.asarray(v)[keep] if k == "phi" else [v[i] for i in keep]) if k in ("phi", "acc", "time_s", "cpu_s")
+            else v for k, v in obs.items()}
+
+
 def evaluate_from_phi(unlearned: dict, reference: dict, member, *, n_boot: int = DEFAULT_BOOT, conf: float = 0.95,
                       seed: int = 0, score: bool = True, shadows_curve: bool = True) -> dict:
     """U-LiRA and the NeurIPS score from :func:`advunlearn.studies.shadows.collect` outputs of a method and the references."""
@@ -403,7 +426,16 @@ def _ulira_evaluate(exp, methods, n_shadows, n_targets, workers, backend, addres
     recs = []
     for m in methods:
         obs = collect(exp, plan, m, overrides)
-        res = evaluate_from_phi(obs, ref, plan.member, n_boot=n_boot, conf=conf, seed=exp.seed)
+        diverged = diverged_shadows(obs)
+        if diverged:  # judged on the shadow pairs whose runs all finished with finite outputs (recorded)
+            keep = kept_shadows(plan.n_shadows, diverged)
+            if log:
+                log(f"  {m:12s} diverged on shadow(s) {diverged} (non-finite outputs): judged on the "
+                    f"{len(keep)} shadows of the other pairs")
+            res = evaluate_from_phi(_rows(obs, keep), _rows(ref, keep), plan.member[keep], n_boot=n_boot, conf=conf,
+                                    seed=exp.seed)
+        else:
+            res = evaluate_from_phi(obs, ref, plan.member, n_boot=n_boot, conf=conf, seed=exp.seed)
         rec = {**record_base(exp), "method": m, "record": "ulira", "v": ULIRA_VERSION, **res,
                "shadows": {"n_shadows": plan.n_shadows, "n_targets": plan.n_targets, "n_base": len(plan.base),
                            "forget_per_shadow": int(plan.member[0].sum()), "design": "paired halves, leave-one-out"},
@@ -412,6 +444,10 @@ def _ulira_evaluate(exp, methods, n_shadows, n_targets, workers, backend, addres
                         "cpu_s_known_for": int(sum(c is not None for c in obs["cpu_s"])),
                         "wall_s_this_call": time.perf_counter() - t0, "workers": workers,
                         "computed": run["computed"], "reused": run["reused"]}}
+        if diverged:
+            rec["diverged"] = {"shadows": diverged, "of": plan.n_shadows,
+                               "accuracy": [obs["acc"][k] for k in diverged],
+                               "note": "non-finite outputs; each such shadow's pair left out of the statistics"}
         if overrides and m not in ("retrain",):
             rec["overrides"] = overrides
         recs.append(rec)
