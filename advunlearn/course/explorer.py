@@ -101,14 +101,14 @@ def compute_grid(experiments: dict, alphas: Sequence[float], betas: Sequence[flo
                 specs = {s: experiment_spec(e) for s, e in experiments.items()}
                 for e in experiments.values():
                     e.original()  # θ0 once, here, before the workers load it
-                first = next(iter(experiments.values()))
+                first = next(iter(experiments))
 
                 def done(p):
                     got[(p["scheme"], p["alpha"], p["beta"])] = p
                     if bar is not None:
                         bar.update()
 
-                run_tasks(first, specs[next(iter(specs))], _grid_task,
+                run_tasks(experiments[first], specs[first], _grid_task,
                           [(specs[s], float(a), float(b), iterations) for s, a, b in combos], workers=workers,
                           on_result=done)
             out = {}

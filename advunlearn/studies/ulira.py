@@ -351,8 +351,10 @@ def kept_shadows(n_shadows: int, diverged: Sequence[int]) -> np.ndarray:
 
 def _rows(obs: dict, keep: np.ndarray) -> dict:
     """``obs`` restricted to the shadows ``keep`` (its per-shadow lists and φ rows)."""
-    return {k: (np.asarray(v)[keep] if k == "phi" else [v[i] for i in keep]) if k in ("phi", "acc", "time_s", "cpu_s")
-            else v for k, v in obs.items()}
+    out = {**obs, "phi": np.asarray(obs["phi"])[keep]}
+    for k in ("acc", "time_s", "cpu_s"):
+        out[k] = [obs[k][i] for i in keep]
+    return out
 
 
 def evaluate_from_phi(unlearned: dict, reference: dict, member, *, n_boot: int = DEFAULT_BOOT, conf: float = 0.95,
